@@ -1,0 +1,52 @@
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+# Debian packages the tests and benchmarks need (later: chromium, slapd, ...).
+DEBIAN_PACKAGES = docker-compose
+
+# Use sudo only when not root and sudo exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo 2>/dev/null)
+
+.PHONY: venv system-deps test lint demo bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+system-deps:
+	@missing=""; \
+	for pkg in $(DEBIAN_PACKAGES); do \
+		dpkg -s "$$pkg" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: venv system-deps
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+demo: venv
+	$(VENV)/bin/mora check examples/media-server && \
+	$(VENV)/bin/mora build examples/media-server -o build/media-server.manifest.json && \
+	$(VENV)/bin/mora graph examples/media-server
+
+bench: venv system-deps
+	$(PY) benchmarks/compile.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis .mypy_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

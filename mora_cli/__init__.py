@@ -1,0 +1,1 @@
+"""The `mora` command: the orchestrator that drives the other packages."""
