@@ -9,3 +9,18 @@ This package never touches a network and never imports Pulumi or FastAPI, so
 * :mod:`mora_dsl.values` – evaluation of the manifest's symbolic values at deploy time;
 * :func:`format_source` – the canonical layout.
 """
+
+from .api import CompileResult, compile_project
+from .diagnostics import Diagnostic, render, render_all
+from .project import LoadedProject, ProjectPathError, load_project
+
+__all__ = [
+    "CompileResult",
+    "Diagnostic",
+    "LoadedProject",
+    "ProjectPathError",
+    "compile_project",
+    "load_project",
+    "render",
+    "render_all",
+]
