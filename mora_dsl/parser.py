@@ -313,7 +313,7 @@ def _describe_expected(expected: set[str]) -> str:
         if pretty not in names:
             names.append(pretty)
     if len(names) > 6:
-        names = names[:6] + ["…"]
+        names = [*names[:6], "…"]
     return ", ".join(names)
 
 
@@ -356,7 +356,7 @@ def _syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic
         )
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else ""
-        if ch == "\n" and '"' in (err.allowed or set()) or "DBLQUOTE" in (err.allowed or set()):
+        if (ch == "\n" and '"' in (err.allowed or set())) or "DBLQUOTE" in (err.allowed or set()):
             return Diagnostic(
                 "E002",
                 "string is not closed before the end of the line",
