@@ -1,0 +1,215 @@
+"""The stack config: everything that makes one deployment of a project different.
+
+A manifest says *what* runs; a stack says *for whom*: its params (domain, …),
+the wizard's answers (always secret), the services to deploy now (so the
+manager can deploy in waves) and a few cluster facts. The same model is written
+into Pulumi stack config by :mod:`stacks.automation` and read back by the program,
+so `mora render` (no Pulumi config at all) and `pulumi up` run identical code.
+
+No Pulumi import here: the CLI builds a config before it knows whether it needs
+the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from mora_dsl.manifest import Manifest, Service
+from mora_dsl.values import refs
+
+from .errors import ConfigError
+
+#: Prefix of the Pulumi config keys that hold wizard answers (``mora:input.jellyfin.api_key``).
+INPUT_PREFIX = "input."
+#: Prefix of the Pulumi config keys that hold mora's own settings (``mora:stack.deploy``).
+SETTING_PREFIX = "stack."
+#: The Pulumi config namespace of everything mora writes.
+NAMESPACE = "mora"
+
+
+class StackConfig(BaseModel):
+    """One stack's settings. ``answers`` are :class:`SecretStr` so a repr never shows them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    answers: dict[str, SecretStr] = Field(default_factory=dict)
+    #: The services to deploy now; ``None`` means every service whose inputs are answered.
+    deploy: frozenset[str] | None = None
+    cluster_domain: str = "cluster.local"
+    #: A cert-manager ClusterIssuer for ingress certificates; ``None``: mora's internal CA.
+    cert_manager_issuer: str | None = None
+    ingress_class: str | None = None
+    #: GID of the node's ``render`` group (``getent group render``), given to Intel GPU pods.
+    render_group: int = 109
+    #: Storage class for claims that do not name one; ``None``: the cluster's default.
+    storage_class: str | None = None
+    #: Secret id → rotation stamp; changing a stamp regenerates that secret (and nothing else).
+    rotate: dict[str, str] = Field(default_factory=dict)
+    #: When true, claims and the namespace are no longer protected: `destroy` deletes them.
+    release_volumes: bool = False
+
+    def answer(self, input_id: str) -> str | None:
+        value = self.answers.get(input_id)
+        return None if value is None else value.get_secret_value()
+
+
+# --------------------------------------------------------------------------- what a service needs
+
+
+def service_values(manifest: Manifest, service: Service) -> Iterator[Any]:
+    """Every value that ends up in ``service``'s Kubernetes objects."""
+    yield service.image
+    yield from service.command or []
+    yield from service.args or []
+    yield from service.environment.values()
+    for file in service.files:
+        yield file.content
+    for mount in service.mounts:
+        yield manifest.volume(mount.volume).host
+
+
+def required_inputs(manifest: Manifest, service: Service) -> set[str]:
+    """The inputs that must be answered before ``service`` can be deployed.
+
+    Those its own objects use, plus its own inputs marked ``before_deploy``. An
+    ``after_start`` input of its own (an API key made in the running app) must not
+    block it: the human needs the service running to answer.
+    """
+    needed = {
+        r.path for v in service_values(manifest, service) for r in refs(v) if r.kind == "input"
+    }
+    needed |= {i for i in service.inputs if manifest.input(i).when == "before_deploy"}
+    return {i for i in needed if not manifest.input(i).optional}
+
+
+def default_deploy(manifest: Manifest, config: StackConfig) -> frozenset[str]:
+    """Every service whose required inputs are answered."""
+    answered = set(config.answers)
+    return frozenset(
+        s.name for s in manifest.services if required_inputs(manifest, s) <= answered
+    )
+
+
+def deploy_set(manifest: Manifest, config: StackConfig) -> frozenset[str]:
+    """The services this update deploys; raises :class:`ConfigError` for unknown or unready ones."""
+    if config.deploy is None:
+        return default_deploy(manifest, config)
+    known = {s.name for s in manifest.services}
+    unknown = sorted(config.deploy - known)
+    if unknown:
+        raise ConfigError(f"deploy names unknown services: {', '.join(unknown)}")
+    problems = []
+    for name in sorted(config.deploy):
+        missing = sorted(required_inputs(manifest, manifest.service(name)) - set(config.answers))
+        if missing:
+            problems.append(f"{name} needs the answer to {', '.join(missing)}")
+    if problems:
+        raise ConfigError("cannot deploy yet: " + "; ".join(problems))
+    return config.deploy
+
+
+def missing_params(manifest: Manifest, config: StackConfig) -> list[str]:
+    """Params with neither a value in the stack nor a default, in declaration order."""
+    return [p.name for p in manifest.params if p.name not in config.params and not p.has_default]
+
+
+# --------------------------------------------------------------------------- Pulumi config mapping
+
+
+def _param_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _param_value(manifest: Manifest, name: str, text: str) -> Any:
+    """Pulumi config holds strings; the param's type says how to read one back."""
+    param = next((p for p in manifest.params if p.name == name), None)
+    kind = param.type.name if param else "string"
+    try:
+        if kind in ("int", "port"):
+            return int(text)
+        if kind == "bool":
+            return {"true": True, "false": False}[text.strip().lower()]
+        if kind in ("list", "map"):
+            return json.loads(text)
+    except (ValueError, KeyError):
+        raise ConfigError(f"param {name!r} is not a valid {param.type if param else kind}") from None
+    return text
+
+
+def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
+    """The config as Pulumi config keys (without the ``mora:`` namespace) → (text, secret)."""
+    out: dict[str, tuple[str, bool]] = {}
+    for name, value in config.params.items():
+        out[name] = (_param_text(value), False)
+    for input_id, answer in config.answers.items():
+        out[INPUT_PREFIX + input_id] = (answer.get_secret_value(), True)
+    settings: dict[str, Any] = {
+        "deploy": None if config.deploy is None else json.dumps(sorted(config.deploy)),
+        "cluster_domain": config.cluster_domain,
+        "cert_manager_issuer": config.cert_manager_issuer,
+        "ingress_class": config.ingress_class,
+        "render_group": str(config.render_group),
+        "storage_class": config.storage_class,
+        "rotate": json.dumps(config.rotate, sort_keys=True) if config.rotate else None,
+        "release_volumes": "true" if config.release_volumes else None,
+    }
+    for key, text in settings.items():
+        if text is not None:
+            out[SETTING_PREFIX + key] = (text, False)
+    return out
+
+
+SETTINGS = (
+    "deploy", "cluster_domain", "cert_manager_issuer", "ingress_class", "render_group",
+    "storage_class", "rotate", "release_volumes",
+)
+
+
+def config_keys(manifest: Manifest) -> list[str]:
+    """Every Pulumi config key (without ``mora:``) the program may read for ``manifest``."""
+    return (
+        [p.name for p in manifest.params]
+        + [INPUT_PREFIX + i.id for i in manifest.inputs]
+        + [SETTING_PREFIX + s for s in SETTINGS]
+    )
+
+
+def from_pulumi_config(manifest: Manifest, values: dict[str, str]) -> StackConfig:
+    """Read a config back from Pulumi config keys (``mora:`` namespace stripped) → text.
+
+    Keys that are neither params, inputs nor settings (``project``) are ignored.
+    """
+    params: dict[str, Any] = {}
+    answers: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    param_names = {p.name for p in manifest.params}
+    for key, text in values.items():
+        if key.startswith(INPUT_PREFIX):
+            answers[key[len(INPUT_PREFIX):]] = text
+        elif key.startswith(SETTING_PREFIX):
+            settings[key[len(SETTING_PREFIX):]] = text
+        elif key in param_names:
+            params[key] = _param_value(manifest, key, text)
+    fields: dict[str, Any] = {"params": params, "answers": answers}
+    loaders: dict[str, Callable[[str], Any]] = {
+        "deploy": lambda t: frozenset(json.loads(t)),
+        "cluster_domain": str,
+        "cert_manager_issuer": str,
+        "ingress_class": str,
+        "render_group": int,
+        "storage_class": str,
+        "rotate": json.loads,
+        "release_volumes": lambda t: t.strip().lower() == "true",
+    }
+    for key, text in settings.items():
+        if key in loaders:
+            try:
+                fields[key] = loaders[key](text)
+            except ValueError:
+                raise ConfigError(f"stack setting {key!r} is not valid") from None
+    return StackConfig.model_validate(fields)

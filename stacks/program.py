@@ -1,0 +1,178 @@
+"""The Pulumi program: a manifest and a stack config in, Kubernetes resources out.
+
+:func:`build` is the whole program. It runs unchanged under a real engine (from
+`pulumi up` through ``stacks/__main__.py``, or inline from :mod:`stacks.automation`)
+and under Pulumi's unit-test mocks (:mod:`stacks.render`), so what `mora render`
+shows is what `mora up` creates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from mora_dsl.manifest import Manifest
+
+from .components import ServiceComponent
+from .config import (
+    NAMESPACE,
+    StackConfig,
+    config_keys,
+    deploy_set,
+    from_pulumi_config,
+    missing_params,
+)
+from .context import Context
+from .errors import ConfigError
+from .naming import k8s_name, labels
+from .resolve import Resolver
+from .secrets import GeneratedSecret, SecretsComponent, issue_certificate
+from .volumes import claim
+
+INGRESS_CA = "mora-ingress-ca"
+
+
+def service_order(manifest: Manifest) -> list[str]:
+    """Services in dependency order (the graph's waves), then any the graph omits."""
+    ordered = [name for wave in manifest.graph.waves for name in wave]
+    seen = set(ordered)
+    return ordered + [s.name for s in manifest.services if s.name not in seen]
+
+
+class Shared(pulumi.ComponentResource):
+    """The project's namespace, its shared claims and mora's ingress CA."""
+
+    def __init__(self, ctx: Context, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mora:index:Shared", "shared", None, opts)
+        keep = not ctx.config.release_volumes
+        # Deleting a namespace deletes the claims in it, so it is kept like them.
+        self.namespace = k8s.core.v1.Namespace(
+            ctx.namespace,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=ctx.namespace, labels=labels(ctx.manifest)),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep),
+        )
+        ctx.namespace_resource = self.namespace
+        for volume in ctx.manifest.volumes:
+            if volume.owner is None and volume.kind == "claim":
+                claim(ctx, volume, None, self)
+        self._ctx = ctx
+        self._ca: GeneratedSecret | None = None
+        self.register_outputs({})
+
+    def ingress_ca(self) -> GeneratedSecret:
+        """mora's own CA for ingress certificates, created the first time one is needed."""
+        if self._ca is None:
+            opts = pulumi.ResourceOptions(parent=self)
+            key = tls.PrivateKey(f"{INGRESS_CA}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+            cert = tls.SelfSignedCert(
+                INGRESS_CA,
+                private_key_pem=key.private_key_pem,
+                subject=tls.SelfSignedCertSubjectArgs(
+                    common_name=f"{self._ctx.manifest.project.name} ingress CA (mora)"
+                ),
+                validity_period_hours=10 * 365 * 24,
+                is_ca_certificate=True,
+                allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+                opts=opts,
+            )
+            self._ca = GeneratedSecret(
+                INGRESS_CA,
+                "ca",
+                {
+                    "private_key_pem": pulumi.Output.secret(key.private_key_pem),
+                    "cert_pem": cert.cert_pem,
+                },
+            )
+        return self._ca
+
+
+def _ingress_tls(ctx: Context, shared: Shared) -> Callable[[str, str, pulumi.Resource], str]:
+    def make(service: str, host: str, parent: pulumi.Resource) -> str:
+        name = k8s_name(service, "tls")
+        opts = pulumi.ResourceOptions(parent=parent)
+        key = tls.PrivateKey(f"{name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+        cert = issue_certificate(
+            name,
+            key=key,
+            ca=shared.ingress_ca(),
+            hosts=pulumi.Output.from_input([host]),
+            common_name=host,
+            valid_days=825,
+            opts=opts,
+        )
+        k8s.core.v1.Secret(
+            name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=name,
+                namespace=ctx.namespace,
+                labels=labels(ctx.manifest, ctx.manifest.service(service)),
+            ),
+            type="kubernetes.io/tls",
+            string_data={
+                "tls.crt": cert.cert_pem,
+                "tls.key": pulumi.Output.secret(key.private_key_pem),
+            },
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[shared.namespace]),
+        )
+        return name
+
+    return make
+
+
+def build(manifest: Manifest, config: StackConfig) -> dict[str, Any]:
+    """Declare every resource of the stack; returns (and exports) the stack outputs."""
+    missing = missing_params(manifest, config)
+    if missing:
+        raise ConfigError(f"params without a value in this stack: {', '.join(missing)}")
+    deploy = deploy_set(manifest, config)
+    store: dict[str, GeneratedSecret] = {}
+    resolver = Resolver(manifest, config, store)
+    ctx = Context(manifest, config, resolver, namespace=k8s_name(manifest.project.namespace))
+    shared = Shared(ctx)
+    SecretsComponent(manifest, resolver, store, dict(config.rotate))
+    if not config.cert_manager_issuer:
+        ctx.ingress_tls = _ingress_tls(ctx, shared)
+
+    components: dict[str, ServiceComponent] = {}
+    for name in service_order(manifest):
+        if name not in deploy:
+            continue
+        # A service waits for the services it depends on (pulumi-kubernetes awaits readiness).
+        needs = [components[d] for d in manifest.graph.dependencies(name) if d in components]
+        components[name] = ServiceComponent(
+            ctx, manifest.service(name), pulumi.ResourceOptions(depends_on=needs)
+        )
+    outputs: dict[str, Any] = {
+        "namespace": ctx.namespace,
+        "deployed": sorted(components),
+        "urls": {n: c.url for n, c in components.items() if c.url},
+        "internal_urls": {n: c.internal_url for n, c in components.items() if c.internal_url},
+    }
+    for key, value in outputs.items():
+        pulumi.export(key, value)
+    return outputs
+
+
+def config_from_stack(manifest: Manifest) -> StackConfig:
+    """The :class:`StackConfig` of the running Pulumi stack (its ``mora:*`` config keys).
+
+    Read with the runtime's raw getter: ``pulumi.Config.get`` warns on secret keys,
+    and the answers are secret on purpose; they are re-wrapped as secrets on use.
+    """
+    from pulumi.runtime.config import get_config
+
+    values = {}
+    for key in config_keys(manifest):
+        text = get_config(f"{NAMESPACE}:{key}")
+        if text is not None:
+            values[key] = str(text)
+    return from_pulumi_config(manifest, values)
+
+
+def run(manifest: Manifest) -> None:
+    """The program as a Pulumi engine runs it: config from the stack, then :func:`build`."""
+    build(manifest, config_from_stack(manifest))

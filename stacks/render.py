@@ -1,0 +1,228 @@
+"""The offline renderer: the real program under Pulumi's unit-test mocks.
+
+`mora render` needs neither the Pulumi CLI nor a cluster: :func:`render` runs
+:func:`stacks.program.build` with :func:`pulumi.runtime.set_mocks` and collects
+the Kubernetes objects the program declares. Generated secrets come back from the
+mocks as placeholders (``<generated:secret:lldap.jwt_secret>``) and wizard answers
+are replaced by placeholders (``<input:jellyfin.api_key>``) *before* the program
+runs, so no real secret can reach the output.
+
+Each run happens in a fresh :mod:`contextvars` context: Pulumi keeps its settings,
+root stack and config in context variables, so a fresh context makes runs
+independent of each other and of anything else in the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from mora_dsl.manifest import Manifest
+
+from .config import StackConfig, deploy_set
+
+_LOCK = threading.Lock()
+_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
+
+#: Output fields of the secret generators, by Pulumi type token.
+_GENERATED_FIELDS: dict[str, tuple[str, ...]] = {
+    "random:index/randomPassword:RandomPassword": ("result", "bcrypt_hash"),
+    "random:index/randomId:RandomId": ("hex", "b64_url", "b64_std", "dec"),
+    "random:index/randomBytes:RandomBytes": ("base64", "hex"),
+    "random:index/randomUuid:RandomUuid": ("result",),
+    "tls:index/privateKey:PrivateKey": (
+        "private_key_pem", "public_key_pem", "public_key_openssh", "private_key_openssh",
+    ),
+    "tls:index/selfSignedCert:SelfSignedCert": ("cert_pem",),
+    "tls:index/certRequest:CertRequest": ("cert_request_pem",),
+    "tls:index/locallySignedCert:LocallySignedCert": ("cert_pem",),
+}
+_KIND_ORDER = [
+    "Namespace", "PersistentVolumeClaim", "ConfigMap", "Secret", "Deployment", "Service", "Ingress",
+]
+
+
+def placeholder(secret_id: str, part: str | None = None) -> str:
+    """How a generated secret (or one part of a TLS secret) reads in rendered output."""
+    return f"<generated:secret:{secret_id}>" if part is None else f"<generated:secret:{secret_id}:{part}>"
+
+
+def input_placeholder(input_id: str) -> str:
+    return f"<input:{input_id}>"
+
+
+@dataclass
+class Registered:
+    """One resource the program registered: its type token, Pulumi name and raw inputs."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+
+
+@dataclass
+class Recording:
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def kubernetes(self) -> list[Registered]:
+        return [r for r in self.resources if r.type.startswith("kubernetes:")]
+
+
+def _generated(type_token: str, name: str) -> dict[str, str]:
+    fields = _GENERATED_FIELDS.get(type_token)
+    if fields is None:
+        return {}
+    if type_token.startswith("random:"):
+        return {f: placeholder(name) for f in fields}
+    # TLS: a key is "<id>-key" (or "<id>" for a bare private_key), a request "<id>-csr".
+    secret_id = name.removesuffix("-key").removesuffix("-csr")
+    return {f: placeholder(secret_id, f) for f in fields}
+
+
+def _make_mocks(recording: Recording) -> Any:
+    import pulumi
+
+    class RenderMocks(pulumi.runtime.Mocks):
+        """Returns inputs as state, and placeholders for every generated value."""
+
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            recording.resources.append(Registered(args.typ, args.name, args.inputs))
+            return f"{args.name}-id", {**args.inputs, **_generated(args.typ, args.name)}
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+            return {}, None
+
+    return RenderMocks()
+
+
+def safe_config(manifest: Manifest, config: StackConfig) -> StackConfig:
+    """``config`` with every answer replaced by its placeholder and the deploy set fixed.
+
+    The deploy set is computed from the real answers first, so rendering shows
+    exactly the services an update would deploy.
+    """
+    deploy = deploy_set(manifest, config)
+    answers = {i: input_placeholder(i) for i in config.answers}
+    fields = {**dict(config), "deploy": deploy, "answers": answers}
+    return StackConfig.model_validate(fields)
+
+
+def _run_in_context(manifest: Manifest, config: StackConfig, preview: bool) -> Recording:
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from .program import build
+
+    recording = Recording()
+    pulumi.runtime.set_mocks(
+        _make_mocks(recording),
+        project=manifest.project.name,
+        stack="render",
+        preview=preview,
+    )
+
+    def program() -> None:
+        recording.outputs.update(build(manifest, config))
+
+    _sync_await(run_pulumi_func(program))
+    return recording
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_program(manifest: Manifest, config: StackConfig, *, preview: bool = False) -> Recording:
+    """Run the program under mocks with ``config`` as given (tests use this to see secrecy).
+
+    Callers that show the result to a person must use :func:`render`, which first
+    replaces the answers by placeholders.
+    """
+
+    def run() -> Recording:
+        with _LOCK:
+            return contextvars.Context().run(_run_in_context, manifest, config, preview)
+
+    if not _in_event_loop():
+        return run()
+    # Pulumi drives its own event loop; from inside a running one, use a worker thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+def unwrap(value: Any) -> Any:
+    """Plain JSON data from mock inputs: secrets unwrapped, whole floats back to ints."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return unwrap(value.get("value"))
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _order(obj: dict[str, Any]) -> tuple[int, str]:
+    kind = obj.get("kind", "")
+    rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    return rank, obj.get("metadata", {}).get("name", "")
+
+
+def render(manifest: Manifest, config: StackConfig) -> list[dict[str, Any]]:
+    """The Kubernetes objects the stack would create, secrets as placeholders, in apply order."""
+    recording = run_program(manifest, safe_config(manifest, config))
+    objects = [_tidy(unwrap(r.inputs)) for r in recording.kubernetes()]
+    return sorted(objects, key=_order)
+
+
+def _tidy(obj: dict[str, Any]) -> dict[str, Any]:
+    """apiVersion, kind, metadata first: how people expect to read a manifest."""
+    head = ("apiVersion", "kind", "metadata")
+    ordered = _sorted(obj)
+    return {**{k: ordered[k] for k in head if k in ordered},
+            **{k: v for k, v in ordered.items() if k not in head}}
+
+
+def _sorted(value: Any) -> Any:
+    """Keys sorted at every level, so the same stack always renders the same text."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    """One multi-document YAML stream (``---`` between objects), ready for ``kubectl apply -f``."""
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+def file_name(obj: dict[str, Any]) -> str:
+    """A file name for one object when `mora render -o DIR` writes one file per object."""
+    return f"{obj.get('kind', 'object').lower()}-{obj.get('metadata', {}).get('name', 'unnamed')}.yaml"
