@@ -336,6 +336,15 @@ def _syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic
         line, col = len(lines), len(lines[-1]) + 1
     col = col if isinstance(col, int) and col >= 1 else 1
     span = ast.Span(file, line, col, line, col + 1)
+    if isinstance(err, UnexpectedToken) and err.token.type.endswith("_TEXT"):
+        # lark's fallback lexer matched text where no text may stand: one bad character.
+        ch = str(err.token)[:1]
+        return Diagnostic(
+            "E003",
+            f"unexpected character `{ch}`" if ch.isprintable() else f"unexpected character {ch!r}",
+            ast.Span(file, line, col, line, col + 1),
+            help="names are letters, digits, `_` and `-`; strings go in double quotes",
+        )
     if isinstance(err, UnexpectedToken):
         tok = err.token
         if tok.type != "$END":
@@ -377,7 +386,6 @@ def _syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic
 
 def parse_file(file: str, text: str) -> tuple[ast.SourceFile, list[Diagnostic]]:
     """Parse one `.mora` file. On a syntax error the file has no statements and one diagnostic."""
-    comments: list[ast.Comment] = []
     src = ast.SourceFile(file, text)
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
@@ -389,10 +397,12 @@ def parse_file(file: str, text: str) -> tuple[ast.SourceFile, list[Diagnostic]]:
                 help="mora reads UTF-8 text; remove the file from the project folder",
             )
         ]
+    # Comments are ignored tokens, so collect them with a light scan of our own.
+    comments, unclosed = _scan(file, text)
+    if unclosed is not None:
+        return src, [unclosed]
     try:
-        tree = _lark().parse(text, start="start", on_error=None)
-        # Comments are ignored tokens, so collect them with a light lex pass of our own.
-        comments = _comments(file, text)
+        tree = _lark().parse(text, start="start")
         src.statements = _Builder(file, text).transform(tree)
         src.comments = comments
         return src, []
@@ -424,12 +434,19 @@ def parse_template(file: str, text: str) -> tuple[ast.TemplateFile, list[Diagnos
         ]
 
 
-def _comments(file: str, text: str) -> list[ast.Comment]:
-    """Find ``#`` comments, skipping strings, using the same lexer the parser uses."""
+def _scan(file: str, text: str) -> tuple[list[ast.Comment], Diagnostic | None]:
+    """Find ``#`` comments and the first string that is not closed.
+
+    lark ignores whitespace in every lexer state, so a short string that runs past
+    the end of its line would otherwise be glued to the next line silently; this
+    scan reports it where the string opens.
+    """
     out: list[ast.Comment] = []
     i, n, line, col = 0, len(text), 1, 1
     in_str: str | None = None  # '"' or '"""'
-    depth: list[str] = []  # stack of contexts inside interpolation
+    opened = (1, 1)
+    depth: list[tuple[str, int]] = []  # strings we are interpolating inside, brace depth
+    braces = 0
     while i < n:
         ch = text[i]
         if in_str is None:
@@ -441,14 +458,19 @@ def _comments(file: str, text: str) -> list[ast.Comment]:
                 i = j
                 continue
             if text.startswith('"""', i):
-                in_str = '"""'
+                in_str, opened = '"""', (line, col)
                 i += 3
                 col += 3
                 continue
             if ch == '"':
-                in_str = '"'
-            elif ch == "}" and depth:
-                in_str = depth.pop()
+                in_str, opened = '"', (line, col)
+            elif ch == "{":
+                braces += 1
+            elif ch == "}":
+                if depth and braces == depth[-1][1]:
+                    in_str = depth.pop()[0]
+                else:
+                    braces -= 1
         else:
             if ch == "\\":
                 i += 2
@@ -459,7 +481,7 @@ def _comments(file: str, text: str) -> list[ast.Comment]:
                 col += 3
                 continue
             if text.startswith("${", i):
-                depth.append(in_str)
+                depth.append((in_str, braces))
                 in_str = None
                 i += 2
                 col += 2
@@ -469,10 +491,26 @@ def _comments(file: str, text: str) -> list[ast.Comment]:
                 col += len(in_str)
                 in_str = None
                 continue
+            if ch == "\n" and in_str == '"':
+                return out, _unclosed(file, opened, line, col)
         if ch == "\n":
             line += 1
             col = 1
         else:
             col += 1
         i += 1
-    return out
+    if in_str is not None:
+        return out, _unclosed(file, opened, line, col, at_eof=True)
+    return out, None
+
+
+def _unclosed(file: str, opened: tuple[int, int], line: int, col: int, at_eof: bool = False) -> Diagnostic:
+    where = "the end of the file" if at_eof else "the end of the line"
+    return Diagnostic(
+        "E002",
+        f"string is not closed before {where}",
+        ast.Span(file, opened[0], opened[1], opened[0], opened[1] + 1),
+        help='close it with `"`; for text over several lines use `"""`'
+        if not at_eof
+        else "close it with the same quotes that open it",
+    )

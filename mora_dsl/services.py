@@ -419,6 +419,25 @@ class ServiceMixin:
                 if kw == "depends_on":
                     depends_on.extend(self._depends_on(svc, st, scope))
                     continue
+                if kw == "environment" and isinstance(st.value, ast.MapExpr):
+                    # entry by entry, so that each bad entry is reported on its own
+                    env: dict[str, Any] = {}
+                    for entry in st.value.entries:
+                        key = self.map_key(entry, scope)
+                        etv = self.expr(entry.value, scope)
+                        if key is None or etv.error:
+                            continue
+                        if key in env:
+                            self.diags.error("E102", f"`{key}` is given twice", entry.key_span)
+                            continue
+                        take(etv)
+                        one = self._environment(
+                            TV({key: etv.value}, t.map_of(etv.type)), st, {key: entry.value.span}
+                        )
+                        if one is not None:
+                            env.update(one)
+                    env_sources.append((env, it.from_template))
+                    continue
                 tv = self.expr(st.value, scope)
                 if tv.error:
                     continue
@@ -451,7 +470,8 @@ class ServiceMixin:
         # environment: the template's entries, then the instance's (which win)
         for env, _ in sorted(env_sources, key=lambda e: not e[1]):
             out["environment"].update(env)
-        if out["image"] is None and not any(
+        unknown_template = svc.stmt.value is not None and svc.template is None
+        if out["image"] is None and not unknown_template and not any(
             it.stmt.keyword == "image" for it in svc.body
         ):
             self.diags.error(
@@ -556,7 +576,9 @@ class ServiceMixin:
             out.append((tv.value.name, item.span))
         return out
 
-    def _environment(self, tv: TV, st: Statement) -> dict[str, Any] | None:
+    def _environment(
+        self, tv: TV, st: Statement, spans: dict[str, Span] | None = None
+    ) -> dict[str, Any] | None:
         assert st.value is not None
         if not isinstance(st.value, ast.MapExpr) and not (
             isinstance(tv.value, dict) or (isinstance(tv.value, Sym) and "map" in tv.value.data)
@@ -565,8 +587,8 @@ class ServiceMixin:
                              st.value.span)
             return None
         entries = tv.value if isinstance(tv.value, dict) else tv.value.data["map"]
-        spans: dict[str, Span] = {}
-        if isinstance(st.value, ast.MapExpr):
+        spans = dict(spans or {})
+        if not spans and isinstance(st.value, ast.MapExpr):
             for e in st.value.entries:
                 key = e.key if isinstance(e.key, str) else (e.key.constant() or "")
                 spans[key] = e.value.span
