@@ -152,6 +152,11 @@ def build(manifest: Manifest, config: StackConfig) -> dict[str, Any]:
         "urls": {n: c.url for n, c in components.items() if c.url},
         "internal_urls": {n: c.internal_url for n, c in components.items() if c.internal_url},
     }
+    # For `mora secrets show`: encrypted in state like the secrets themselves.
+    if store:
+        outputs["secrets"] = pulumi.Output.secret(
+            pulumi.Output.all(**{id: secret.get(None) for id, secret in store.items()})
+        )
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs
