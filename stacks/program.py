@@ -34,6 +34,7 @@ from .secrets import GeneratedSecret, SecretsComponent, issue_certificate
 from .volumes import claim
 
 INGRESS_CA = "mora-ingress-ca"
+INGRESS_TLS = "mora-ingress-tls"
 
 
 def service_order(manifest: Manifest) -> list[str]:
@@ -91,34 +92,42 @@ class Shared(pulumi.ComponentResource):
 
 
 def _ingress_tls(ctx: Context, shared: Shared) -> Callable[[str, str, pulumi.Resource], str]:
+    """One wildcard certificate (``*.<domain>``) from mora's CA, shared by every Ingress.
+
+    One certificate instead of one per service: all ingresses live in the project's
+    namespace, and four fewer resources per service keep large projects fast.
+    """
+    made: list[str] = []
+
     def make(service: str, host: str, parent: pulumi.Resource) -> str:
-        name = k8s_name(service, "tls")
-        opts = pulumi.ResourceOptions(parent=parent)
-        key = tls.PrivateKey(f"{name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+        if made:
+            return made[0]
+        domain = ctx.resolver.domain("an ingress certificate")
+        opts = pulumi.ResourceOptions(parent=shared)
+        key = tls.PrivateKey(f"{INGRESS_TLS}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
         cert = issue_certificate(
-            name,
+            INGRESS_TLS,
             key=key,
             ca=shared.ingress_ca(),
-            hosts=pulumi.Output.from_input([host]),
-            common_name=host,
+            hosts=pulumi.Output.from_input([f"*.{domain}", domain]),
+            common_name=f"*.{domain}",
             valid_days=825,
             opts=opts,
         )
         k8s.core.v1.Secret(
-            name,
+            INGRESS_TLS,
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=name,
-                namespace=ctx.namespace,
-                labels=labels(ctx.manifest, ctx.manifest.service(service)),
+                name=INGRESS_TLS, namespace=ctx.namespace, labels=labels(ctx.manifest)
             ),
             type="kubernetes.io/tls",
             string_data={
                 "tls.crt": cert.cert_pem,
                 "tls.key": pulumi.Output.secret(key.private_key_pem),
             },
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[shared.namespace]),
+            opts=pulumi.ResourceOptions(parent=shared, depends_on=[shared.namespace]),
         )
-        return name
+        made.append(INGRESS_TLS)
+        return INGRESS_TLS
 
     return make
 

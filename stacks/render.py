@@ -158,9 +158,19 @@ def run_program(manifest: Manifest, config: StackConfig, *, preview: bool = Fals
 
     if not _in_event_loop():
         return run()
-    # Pulumi drives its own event loop; from inside a running one, use a worker thread.
+    # Pulumi drives its own event loop; from inside a running one, use a worker thread
+    # with a loop of its own.
+    def run_in_thread() -> Recording:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return run()
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+        return pool.submit(run_in_thread).result()
 
 
 def unwrap(value: Any) -> Any:

@@ -121,16 +121,26 @@ def test_service_has_every_port_ingress_only_the_first_public_one(media_objects)
     (path,) = rule["http"]["paths"]
     assert path["backend"]["service"] == {"name": "lldap", "port": {"name": "http"}}
     assert ingress["spec"]["tls"] == [{"hosts": ["ldap.home.example.com"],
-                                       "secretName": "lldap-tls"}]
+                                       "secretName": "mora-ingress-tls"}]
 
 
-def test_internal_ca_signs_ingress_certificates(media_objects):
-    tls = by_kind(media_objects, "Secret")["lldap-tls"]
+def test_internal_ca_signs_one_wildcard_certificate_for_all_ingresses(media_objects, media):
+    tls = by_kind(media_objects, "Secret")["mora-ingress-tls"]
     assert tls["type"] == "kubernetes.io/tls"
     assert tls["stringData"] == {
-        "tls.crt": "<generated:secret:lldap-tls:cert_pem>",
-        "tls.key": "<generated:secret:lldap-tls:private_key_pem>",
+        "tls.crt": "<generated:secret:mora-ingress-tls:cert_pem>",
+        "tls.key": "<generated:secret:mora-ingress-tls:private_key_pem>",
     }
+    names = {i["spec"]["tls"][0]["secretName"] for i in by_kind(media_objects, "Ingress").values()}
+    assert names == {"mora-ingress-tls"}
+
+
+def test_wildcard_certificate_covers_the_domain():
+    recording = run_program(minimal(), StackConfig(params={"domain": "example.org"}))
+    request = next(r for r in recording.resources if r.name == "mora-ingress-tls-csr")
+    assert request.inputs["dnsNames"] == ["*.example.org", "example.org"]
+    ca = next(r for r in recording.resources if r.name == "mora-ingress-ca")
+    assert ca.inputs["isCaCertificate"] is True
 
 
 def test_service_without_subdomain_has_no_ingress(media_objects):
@@ -253,7 +263,8 @@ def test_cert_manager_issuer_replaces_the_internal_ca():
     ingress = by_kind(objects, "Ingress")["whoami"]
     assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
     assert ingress["spec"]["ingressClassName"] == "traefik"
-    assert "whoami-tls" not in by_kind(objects, "Secret")
+    assert "mora-ingress-tls" not in by_kind(objects, "Secret")
+    assert ingress["spec"]["tls"][0]["secretName"] == "whoami-tls"
 
 
 def test_storage_class_and_cluster_domain_come_from_the_stack(media):
@@ -354,3 +365,40 @@ def test_replicas_and_service_without_ports():
     objects = render(manifest, StackConfig(params={"domain": "example.org"}))
     assert by_kind(objects, "Deployment")["whoami"]["spec"]["replicas"] == 2
     assert not by_kind(objects, "Service") and not by_kind(objects, "Ingress")
+
+
+def test_program_reads_its_config_from_pulumi_stack_config():
+    """The path `pulumi up` and `mora up` take: `mora:*` config → StackConfig → build."""
+    import contextvars
+
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    from stacks.config import to_pulumi_config
+    from stacks.program import run
+    from stacks.render import Recording, _make_mocks
+
+    config = StackConfig(params={"domain": "example.org"}, ingress_class="nginx")
+    recording = Recording()
+
+    def go() -> None:
+        pulumi.runtime.set_all_config(
+            {f"mora:{k}": v for k, (v, _) in to_pulumi_config(config).items()})
+        pulumi.runtime.set_mocks(_make_mocks(recording), project="hello", stack="t", preview=False)
+        _sync_await(run_pulumi_func(lambda: run(minimal())))
+
+    contextvars.Context().run(go)
+    ingress = next(r for r in recording.kubernetes() if r.type.endswith("Ingress"))
+    assert ingress.inputs["spec"]["ingressClassName"] == "nginx"
+    assert ingress.inputs["spec"]["rules"][0]["host"] == "hello.example.org"
+
+
+def test_render_works_from_inside_an_event_loop():
+    """The manager calls it from async code; Pulumi needs its own loop, so a worker thread."""
+    import asyncio
+
+    async def inside() -> list[dict[str, Any]]:
+        return render(minimal(), StackConfig(params={"domain": "example.org"}))
+
+    assert by_kind(asyncio.run(inside()), "Deployment")
