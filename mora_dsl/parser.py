@@ -300,6 +300,10 @@ _TOKEN_NAMES = {
 }
 
 
+# A token of the language at a position (used to describe text the fallback lexer took).
+_TOKEN_AT = re.compile(r'"""|\$\{|[A-Za-z_][A-Za-z0-9_-]*|[0-9]+|[=:,.\[\](){}"-]')
+
+
 def _describe_expected(expected: set[str]) -> str:
     names: list[str] = []
     for term in sorted(expected):
@@ -337,7 +341,20 @@ def _syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic
     col = col if isinstance(col, int) and col >= 1 else 1
     span = ast.Span(file, line, col, line, col + 1)
     if isinstance(err, UnexpectedToken) and err.token.type.endswith("_TEXT"):
-        # lark's fallback lexer matched text where no text may stand: one bad character.
+        # lark's fallback lexer matched text where no text may stand. Either the text
+        # starts with a token of the language that is out of place here (`= =`, `1.5`),
+        # a syntax error, or with a character no token starts with.
+        start = err.token.start_pos
+        found = _TOKEN_AT.match(text, start) if isinstance(start, int) else None
+        if found is not None:
+            value = found.group(0)
+            shown = f"name `{value}`" if value[0].isalpha() or value[0] == "_" else f"`{value}`"
+            return Diagnostic(
+                "E001",
+                f"unexpected {shown}",
+                ast.Span(file, line, col, line, col + len(value)),
+                help=f"expected {_describe_expected(set(err.accepts or err.expected))}",
+            )
         ch = str(err.token)[:1]
         return Diagnostic(
             "E003",
