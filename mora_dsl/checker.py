@@ -69,6 +69,7 @@ class Checker(ServiceMixin, ExpressionMixin):
         self.m_inputs: list[dict[str, Any]] = []
         self.input_users: dict[str, list[str]] = {}
         self.edges: list[graph.EdgeInfo] = []
+        self.subdomain_owners: dict[str, tuple[str, Span]] = {}  # subdomain -> first service
 
     # ================================================================== collect
     def collect(self) -> None:

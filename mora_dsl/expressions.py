@@ -561,6 +561,17 @@ class ExpressionMixin:
         if is_constant(tv.value):
             reason = _shape_errors(expected, tv.value)
             if reason:
+                if expected.name == "one_of" and isinstance(tv.value, str):
+                    # a value outside a fixed set (`when`, `gpu`, `protocol`...): E308
+                    choices = expected.choices or ()
+                    self.diags.error(
+                        "E308",
+                        f"{what}: {reason}",
+                        span,
+                        help=did_you_mean(tv.value, choices)
+                        or "use one of " + ", ".join(f'"{c}"' for c in choices),
+                    )
+                    return False
                 self.diags.error("E201", f"{what}: {reason}", span)
                 return False
         elif expected.name == "one_of" and tv.type.name != "one_of":

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import graph
 from . import syntax as ast
 from . import types as t
-from .diagnostics import did_you_mean
+from .diagnostics import Note, did_you_mean
 from .scope import BodyItem, Scope, ServiceDecl, TemplateDecl
 from .signatures import GENERATORS, SIGNATURES, Parameter, Signature
 from .typed import TV, ServiceMarker, Sym, emit, error_tv, is_constant
@@ -44,6 +44,7 @@ SERVICE_ATTRS: dict[str, t.Type] = {
     "micromanager": t.STRING,
 }
 SECRET_OK = {"environment", "command", "args"}
+NESTED = ("port", "secret", "volume", "mount", "input", "file")
 RESOURCE_KEYS = ("cpu", "memory", "cpu_limit", "memory_limit")
 HEALTH_KEYS: dict[str, t.Type] = {
     "http": t.PATH,
@@ -75,6 +76,7 @@ class ServiceMixin:
     m_inputs: list[dict[str, Any]]
     input_users: dict[str, list[str]]
     edges: list[graph.EdgeInfo]
+    subdomain_owners: dict[str, tuple[str, Span]]
     _input_types: dict[str, t.Type]
 
     if TYPE_CHECKING:  # provided by ExpressionMixin / Checker
@@ -378,6 +380,12 @@ class ServiceMixin:
             "span": svc.stmt.span.to_dict(),
         }
         env_sources: list[tuple[dict[str, Any], bool]] = []
+        misspelt_image = False  # `imgae = ...`: reported as E103, so no E110 as well
+        unknown_template = svc.stmt.value is not None and svc.template is None
+        if unknown_template and isinstance(svc.stmt.value, ast.Call):
+            # the arguments' own mistakes are independent of the template's name
+            for a in svc.stmt.value.args:
+                self.expr(a.value, Scope(svc))
 
         def take(tv: TV) -> None:
             for k, v in tv.deps.items():
@@ -386,10 +394,18 @@ class ServiceMixin:
             for k, v in tv.inputs.items():
                 used_inputs.setdefault(k, v)
 
+        given: dict[tuple[str, str | None], bool] = {}
         for it in svc.body:
             st = it.stmt
             scope = Scope.of(svc, it, args)
             kw = st.keyword
+            key = (kw, st.label) if kw in NESTED or st.label is None else None
+            if key is not None:
+                # a statement given twice is reported (E102) when the body is collected;
+                # checking the second one too would report it again as something else
+                if key in given and not (kw == "environment" and given[key] != it.from_template):
+                    continue
+                given[key] = it.from_template
             if kw == "port":
                 self._port(svc, it, scope, out)
             elif kw == "secret":
@@ -460,18 +476,20 @@ class ServiceMixin:
                 self._attribute(svc, kw, tv, st, out)
             else:
                 nested = ("port", "secret", "volume", "mount", "input", "file")
+                hint = did_you_mean(kw, [*SERVICE_ATTRS, *nested])
+                if hint == "did you mean `image`?":
+                    misspelt_image = True
                 self.diags.error(
                     "E103",
                     f"{where} has no attribute `{kw}`",
                     st.keyword_span,
-                    help=did_you_mean(kw, [*SERVICE_ATTRS, *nested])
+                    help=hint
                     or "it takes: " + ", ".join(f"`{k}`" for k in [*SERVICE_ATTRS, *nested]),
                 )
         # environment: the template's entries, then the instance's (which win)
         for env, _ in sorted(env_sources, key=lambda e: not e[1]):
             out["environment"].update(env)
-        unknown_template = svc.stmt.value is not None and svc.template is None
-        if out["image"] is None and not unknown_template and not any(
+        if out["image"] is None and not unknown_template and not misspelt_image and not any(
             it.stmt.keyword == "image" for it in svc.body
         ):
             self.diags.error(
@@ -480,8 +498,9 @@ class ServiceMixin:
                 svc.span,
                 help='add the container image: `image = "nginx:1.27"`',
             )
-        if svc.subdomain is not None and out["subdomain"] is not None:
-            if not any(p["public"] for p in out["ports"]):
+        if svc.subdomain is not None and out["subdomain"] is not None and not unknown_template:
+            # a port whose own check failed is not in out["ports"]: that error is enough
+            if len(out["ports"]) == len(svc.ports) and not any(p["public"] for p in out["ports"]):
                 self.diags.error(
                     "E309",
                     f"{where} has a subdomain but no public port to route it to",
@@ -490,6 +509,19 @@ class ServiceMixin:
                 )
         if not emit_output:
             return
+        if out["subdomain"] is not None and svc.subdomain is not None:
+            sd_span = (svc.subdomain.stmt.value or svc.subdomain.stmt).span
+            first = self.subdomain_owners.get(out["subdomain"])
+            if first is not None:
+                self.diags.error(
+                    "E305",
+                    f'subdomain "{out["subdomain"]}" is already used by `{first[0]}`',
+                    sd_span,
+                    help="give one of them another subdomain",
+                    notes=[Note(first[1], f"`{first[0]}` uses it here")],
+                )
+            else:
+                self.subdomain_owners[out["subdomain"]] = (svc.name, sd_span)
         out["depends_on"] = [name for name, _ in depends_on]
         for name, span in depends_on:
             self.edges.append(graph.EdgeInfo(svc.name, name, "depends_on", span))
