@@ -339,7 +339,7 @@ class Checker(ServiceMixin, ExpressionMixin):
         g = graph.build(list(self.services), self.edges, self.diags)
         if self.diags.has_errors or project is None:
             return None
-        return {
+        manifest = {
             "manifest_version": 1,
             "compiler": "mora",
             "project": project,
@@ -350,6 +350,8 @@ class Checker(ServiceMixin, ExpressionMixin):
             "inputs": self.m_inputs,
             "graph": g,
         }
+        _relocate_spans(manifest, self.root.resolve(), {})
+        return manifest
 
     # ------------------------------------------------------------------ project
     def _check_project(self) -> dict[str, Any] | None:
@@ -445,6 +447,31 @@ def _key(st: Statement) -> tuple[str, str | None] | None:
     if st.label is None:
         return (st.keyword, None)
     return None
+
+
+def _relocate_spans(node: Any, root: Path, cache: dict[str, str]) -> None:
+    """Make the manifest's span files relative to the project folder.
+
+    Diagnostics show files relative to the working directory; the manifest must
+    not depend on where the compiler ran (nor carry a user's absolute paths).
+    """
+    if isinstance(node, list):
+        for item in node:
+            _relocate_spans(item, root, cache)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "span" and isinstance(value, dict) and isinstance(value.get("file"), str):
+            shown = value["file"]
+            if shown not in cache:
+                try:
+                    cache[shown] = Path(shown).resolve().relative_to(root).as_posix()
+                except ValueError:  # pragma: no cover - every source is inside the project
+                    cache[shown] = shown
+            value["file"] = cache[shown]
+        else:
+            _relocate_spans(value, root, cache)
 
 
 def _generator_name(value: ast.Expr | None) -> str | None:
