@@ -1,0 +1,204 @@
+"""The REST API under ``/api/v1`` (plus ``/healthz``): thin routes over :class:`~.core.Manager`.
+
+Every route except ``/healthz`` and the login needs the admin session or the
+API token (see :mod:`.auth`). Validation errors are answered in FastAPI's shape
+(``{"detail": [{"loc", "msg", "type"}]}``) but never with the submitted value, so
+a mistyped secret is not sent back.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .auth import get_auth, require_auth
+from .core import InvalidAnswer, Manager, NoManifest, UnknownInput
+from .models import (
+    AnswerAccepted,
+    AnswerRequest,
+    AnswerStatus,
+    ErrorResponse,
+    Health,
+    LoginRequest,
+    LoginResponse,
+    ManifestAccepted,
+    ManifestSubmission,
+    PlanResponse,
+    RemovalConfirmed,
+    UpdateList,
+    UpdateQueued,
+    UpdateRequest,
+)
+
+PREFIX = "/api/v1"
+
+public = APIRouter(tags=["health"])
+session = APIRouter(prefix=PREFIX, tags=["session"])
+router = APIRouter(
+    prefix=PREFIX,
+    dependencies=[Depends(require_auth)],
+    responses={401: {"model": ErrorResponse, "description": "not logged in, no valid token"}},
+)
+
+
+def get_manager(request: Request) -> Manager:
+    manager: Manager = request.app.state.manager
+    return manager
+
+
+ManagerDep = Annotated[Manager, Depends(get_manager)]
+
+
+def _is_secret(type_text: str) -> bool:
+    return "secret" in type_text
+
+
+# --------------------------------------------------------------------------- public
+
+
+@public.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """Liveness: answers as soon as the server runs (no auth, no database)."""
+    return Health()
+
+
+@session.post(
+    "/login",
+    response_model=LoginResponse,
+    responses={401: {"model": ErrorResponse}, 429: {"model": ErrorResponse}},
+)
+def login(body: LoginRequest, request: Request, response: Response) -> LoginResponse:
+    """Log in with the admin password; sets the session cookie, returns its CSRF token."""
+    auth = get_auth(request)
+    auth.check_password(request, body.password)
+    return LoginResponse(csrf_token=auth.start_session(response))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(request: Request, response: Response) -> Response:
+    get_auth(request).end_session(request, response)
+    response.status_code = status.HTTP_204_NO_CONTENT
+    return response
+
+
+# --------------------------------------------------------------------------- manifests and plan
+
+
+@router.post("/manifests", response_model=ManifestAccepted, status_code=status.HTTP_201_CREATED)
+def post_manifest(body: ManifestSubmission, manager: ManagerDep) -> ManifestAccepted:
+    """Receive a manifest (from `mora up`): store it, diff it, re-plan, trigger an update."""
+    changes = manager.receive_manifest(body.manifest, body.params)
+    record = manager.manifest_record()
+    queued = manager.store.next_queued()
+    return ManifestAccepted(
+        manifest_id=record.id, changes=changes, update_id=queued.id if queued else None
+    )
+
+
+@router.get("/plan", response_model=PlanResponse, responses={404: {"model": ErrorResponse}})
+def get_plan(manager: ManagerDep) -> PlanResponse:
+    """Every service with its state, the waves, and the inputs to ask now and later."""
+    try:
+        plan = manager.plan()
+    except NoManifest as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    return PlanResponse(
+        project=manager.manifest().project.name,
+        services=plan.services,
+        waves=plan.waves,
+        pending_inputs=plan.pending_inputs,
+        upcoming_inputs=plan.upcoming_inputs,
+        pending_removals=plan.pending_removals,
+        complete=plan.complete,
+    )
+
+
+@router.post(
+    "/removals/{service}/confirm",
+    response_model=RemovalConfirmed,
+    responses={404: {"model": ErrorResponse}},
+)
+def confirm_removal(service: str, manager: ManagerDep) -> RemovalConfirmed:
+    """Confirm removing a service that left the manifest; its volumes are kept."""
+    if not manager.confirm_removal(service):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no removal of {service!r} is pending")
+    queued = manager.store.next_queued()
+    return RemovalConfirmed(service=service, update_id=queued.id if queued else None)
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def _input_or_404(manager: Manager, input_id: str):  # type: ignore[no-untyped-def]
+    try:
+        return manager.input(input_id)
+    except (NoManifest, UnknownInput) as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+
+
+@router.get(
+    "/answers/{input_id}", response_model=AnswerStatus, responses={404: {"model": ErrorResponse}}
+)
+def get_answer(input_id: str, manager: ManagerDep) -> AnswerStatus:
+    """Whether the input is answered; the value only when the input is not a secret."""
+    spec = _input_or_404(manager, input_id)
+    type_text = str(spec.type)
+    secret = _is_secret(type_text)
+    updated = manager.store.answered().get(input_id)
+    value = None if secret or updated is None else manager.store.answer(input_id)
+    return AnswerStatus(
+        id=spec.id, title=spec.title, type=type_text, answered=updated is not None,
+        secret=secret, value=value, updated_at=updated,
+    )
+
+
+@router.put(
+    "/answers/{input_id}",
+    response_model=AnswerAccepted,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def put_answer(input_id: str, body: AnswerRequest, manager: ManagerDep) -> AnswerAccepted:
+    """Answer an input. A value that does not fit the input's type is refused with 422."""
+    _input_or_404(manager, input_id)
+    try:
+        changed = manager.submit_answer(input_id, body.value)
+    except InvalidAnswer as err:
+        return JSONResponse(  # type: ignore[return-value]
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": [{"loc": ["body", "value"], "msg": err.message,
+                                 "type": "invalid_answer"}]},
+        )
+    queued = manager.store.next_queued()
+    return AnswerAccepted(id=input_id, changed=changed, update_id=queued.id if queued else None)
+
+
+# --------------------------------------------------------------------------- updates
+
+
+@router.get("/updates", response_model=UpdateList)
+def get_updates(manager: ManagerDep, limit: int = 50) -> UpdateList:
+    """Update history, newest first: triggers, what changed, status, error, times."""
+    return UpdateList(updates=manager.updates(max(1, min(limit, 500))))
+
+
+@router.post("/updates", response_model=UpdateQueued, status_code=status.HTTP_202_ACCEPTED)
+def post_update(manager: ManagerDep, body: UpdateRequest | None = None) -> UpdateQueued:
+    """Trigger an update (a retry after a failure, or a refresh of everything)."""
+    reason = body.reason if body else "requested"
+    return UpdateQueued(update_id=manager.trigger_update(reason))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without the ``input``/``ctx`` echo (which could hold a secret)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail})

@@ -1,0 +1,269 @@
+"""Deployers: what actually carries out a stack update for the runner.
+
+The runner needs two operations, behind :class:`Deployer`: ``up`` (deploy this
+manifest with this stack config) and ``refresh`` (re-read the real state, after
+a manager stopped mid-update). Both are blocking; the runner calls them in a
+worker thread.
+
+* :class:`DryRunDeployer` needs no cluster: it renders the stack offline
+  (:func:`stacks.render.render`, the real program under Pulumi mocks), keeps the
+  objects in the data folder and reports success, so services reach
+  ``running``. Generated secrets get real random values, kept in a 0600 file in
+  the data folder, so micromanagers and the wizard can be exercised end to end.
+* :class:`AutomationDeployer` runs the real Pulumi stack through
+  :class:`stacks.automation.Workspace`; it is only built when not in dry-run, so
+  a machine without the Pulumi CLI can run the dry-run manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from mora_dsl.manifest import Manifest, Secret
+
+from .crypto import write_private
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
+
+T = TypeVar("T")
+
+
+class DeployError(Exception):
+    """The update failed; the message (the engine's error) is shown to the admin."""
+
+
+class TransientDeployError(DeployError):
+    """A failure worth retrying by itself (the API server was briefly unreachable, …)."""
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    deployed: list[str]
+    changes: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class Deployer(Protocol):
+    """Carries out stack updates. Implementations must never log a secret or an answer."""
+
+    def up(self, manifest: Manifest, config: StackConfig) -> DeployResult: ...
+
+    def refresh(self, manifest: Manifest, config: StackConfig) -> None: ...
+
+
+def make_deployer(settings: Settings) -> Deployer:
+    """The deployer the settings ask for: dry-run, or the real Automation API."""
+    if settings.dry_run:
+        return DryRunDeployer(settings.data_dir / "dry-run", delay=settings.test_deploy_delay)
+    return AutomationDeployer(settings.stack, home=settings.data_dir / "pulumi")
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+class DryRunDeployer:
+    """Renders offline and pretends the cluster applied it. See the module docstring."""
+
+    SECRETS_FILE = "secrets.json"
+    OBJECTS_FILE = "objects.json"
+
+    def __init__(self, folder: Path, *, delay: float = 0.0) -> None:
+        self.folder = folder
+        self.delay = delay
+
+    def up(self, manifest: Manifest, config: StackConfig) -> DeployResult:
+        from stacks.errors import StackError
+        from stacks.render import render
+
+        try:
+            objects = _with_event_loop(lambda: render(manifest, config))
+        except StackError as err:
+            raise DeployError(str(err)) from None
+        self._ensure_secrets(manifest)
+        if self.delay:
+            time.sleep(self.delay)  # test-only: leaves time to kill the manager mid-update
+        write_private(self.folder / self.OBJECTS_FILE, json.dumps(objects, indent=1).encode())
+        deployed = sorted(config.deploy or [])
+        return DeployResult(deployed=deployed, changes={"same": len(objects)})
+
+    def refresh(self, manifest: Manifest, config: StackConfig) -> None:
+        """Nothing to re-read without a cluster: the files are the state."""
+
+    # ------------------------------------------------------------------ generated secrets
+
+    def _ensure_secrets(self, manifest: Manifest) -> None:
+        values = self.secret_values()
+        missing = [s for s in manifest.secrets if s.id not in values]
+        if missing:
+            for secret in missing:
+                values[secret.id] = generate_secret(secret)
+            write_private(self.folder / self.SECRETS_FILE, json.dumps(values).encode())
+
+    def secret_values(self) -> dict[str, Any]:
+        """The generated secrets (id → value, or part → value for keys and certificates)."""
+        path = self.folder / self.SECRETS_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def objects(self) -> list[dict[str, Any]]:
+        """The objects of the last dry-run update (secrets as placeholders)."""
+        path = self.folder / self.OBJECTS_FILE
+        return json.loads(path.read_text()) if path.exists() else []
+
+
+def _with_event_loop(fn: Callable[[], T]) -> T:
+    """Run ``fn`` with a current event loop in this (worker) thread.
+
+    Pulumi's mocks create futures with ``asyncio.get_event_loop()``, which only
+    makes a loop by itself in the main thread; the runner renders in a worker.
+    """
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        pass
+    else:
+        return fn()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return fn()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _int_arg(secret: Secret, name: str, default: int) -> int:
+    value = secret.args.get(name, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def generate_secret(secret: Secret) -> Any:
+    """A real random value shaped like what pulumi-random / pulumi-tls would create."""
+    if secret.kind == "password":
+        alphabet = ""
+        if secret.args.get("lower", True):
+            alphabet += string.ascii_lowercase
+        if secret.args.get("upper", True):
+            alphabet += string.ascii_uppercase
+        if secret.args.get("numeric", True):
+            alphabet += string.digits
+        if secret.args.get("special", False):
+            alphabet += "!#$%&*()-_=+[]{}<>:?"
+        length = _int_arg(secret, "length", 32)
+        return "".join(secrets.choice(alphabet or string.ascii_letters) for _ in range(length))
+    if secret.kind == "token":
+        raw = secrets.token_bytes(_int_arg(secret, "bytes", 32))
+        if secret.args.get("encoding") == "base64":
+            import base64
+
+            return base64.b64encode(raw).decode()
+        return raw.hex()
+    if secret.kind == "uuid":
+        return str(uuid.uuid4())
+    return _key_material(secret)
+
+
+def _key_material(secret: Secret) -> dict[str, str]:
+    """An EC key (and for ``ca``/``certificate`` a self-signed certificate), as PEM."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    parts = {
+        "private_key_pem": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        "public_key_pem": key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode(),
+    }
+    if secret.kind in ("ca", "certificate"):
+        common_name = secret.args.get("common_name")
+        name = x509.Name([x509.NameAttribute(
+            NameOID.COMMON_NAME, common_name if isinstance(common_name, str) else secret.id
+        )])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=_int_arg(secret, "valid_days", 365)))
+            .add_extension(x509.BasicConstraints(ca=secret.kind == "ca", path_length=None), True)
+            .sign(key, hashes.SHA256())
+        )
+        parts["cert_pem"] = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return parts
+
+
+# --------------------------------------------------------------------------- the real stack
+
+
+#: Fragments of engine errors that are worth an automatic retry.
+TRANSIENT_HINTS = (
+    "connection refused", "connection reset", "i/o timeout", "timeout", "tls handshake",
+    "too many requests", "service unavailable", "the server is currently unable",
+    "etcdserver", "conflict",
+)
+
+
+class AutomationDeployer:
+    """Deploys through the Pulumi Automation API (:class:`stacks.automation.Workspace`)."""
+
+    def __init__(self, stack: str, *, home: Path | None = None) -> None:
+        self.stack = stack
+        self.home = home
+
+    def _workspace(self, manifest: Manifest) -> Any:
+        from stacks.automation import Workspace
+
+        return Workspace(manifest, home=self.home)
+
+    def up(self, manifest: Manifest, config: StackConfig) -> DeployResult:
+        from stacks.errors import StackError
+
+        try:
+            ws = self._workspace(manifest)
+            ws.write_config(self.stack, config, create=True)
+            result = ws.up(self.stack)
+        except StackError as err:
+            raise _classify(err) from None
+        deployed = result.outputs.get("deployed", sorted(config.deploy or []))
+        return DeployResult(deployed=list(deployed), changes=result.changes, outputs=result.outputs)
+
+    def refresh(self, manifest: Manifest, config: StackConfig) -> None:
+        from stacks.errors import StackError
+
+        try:
+            ws = self._workspace(manifest)
+            ws.write_config(self.stack, config, create=True)
+            ws.refresh(self.stack)
+        except StackError as err:
+            raise _classify(err) from None
+
+
+def _classify(err: Exception) -> DeployError:
+    from stacks.errors import DeploymentFailed
+
+    message = str(err)
+    if isinstance(err, DeploymentFailed) and any(h in message.lower() for h in TRANSIENT_HINTS):
+        return TransientDeployError(message)
+    return DeployError(message)

@@ -1,0 +1,106 @@
+"""The REST API's request and response bodies (pydantic, so they appear in OpenAPI).
+
+Kept apart from the routes so the wizard and micromanager clients can import
+them without FastAPI routing. No response model has a field that could carry an
+answer's value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mora_dsl.manifest import Manifest
+
+from .planner import Changes, PendingInput, ServicePlan
+from .store import UpdateRecord
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, repr=False)
+
+
+class LoginResponse(BaseModel):
+    csrf_token: str
+
+
+class ManifestSubmission(BaseModel):
+    """What the orchestrator sends: the manifest and this stack's params."""
+
+    model_config = ConfigDict(extra="forbid")
+    manifest: Manifest
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ManifestAccepted(BaseModel):
+    manifest_id: int
+    changes: Changes
+    update_id: int | None = None
+
+
+class PlanResponse(BaseModel):
+    project: str
+    services: list[ServicePlan]
+    waves: list[list[str]]
+    pending_inputs: list[PendingInput]
+    upcoming_inputs: list[PendingInput]
+    pending_removals: list[str]
+    complete: bool
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(repr=False)
+
+
+class AnswerStatus(BaseModel):
+    """Whether an input is answered; the value only for non-secret inputs."""
+
+    id: str
+    title: str
+    type: str
+    answered: bool
+    secret: bool
+    value: str | None = None
+    updated_at: str | None = None
+
+
+class AnswerAccepted(BaseModel):
+    id: str
+    answered: Literal[True] = True
+    changed: bool
+    update_id: int | None = None
+
+
+class UpdateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="requested", max_length=200)
+
+
+class UpdateList(BaseModel):
+    updates: list[UpdateRecord]
+
+
+class UpdateQueued(BaseModel):
+    update_id: int
+
+
+class RemovalConfirmed(BaseModel):
+    service: str
+    update_id: int | None = None
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    detail: list[ErrorItem] | str

@@ -1,0 +1,202 @@
+"""The update runner: one stack update at a time, triggers coalesced, crashes resumed.
+
+Every trigger (an answer, a manifest, a confirmed removal, a retry) goes into
+the ``updates`` table first; the store folds a trigger into the update already
+queued, so triggers arriving while an update runs make exactly one next update.
+The runner also waits for a short quiet period before it starts (``debounce``),
+so a burst of answers becomes one update. An update reads the answers and the
+plan when it *starts*, so it applies every value stored before that moment.
+
+Because the queue, the answers and each service's state are in the store before
+anything is deployed, a manager killed mid-update finds the update ``running``
+on restart: it marks it ``interrupted`` and queues a resume, which refreshes
+the stack (re-reads what really exists) and then runs the update again.
+
+After a successful update the plan is recomputed: if more services became
+ready (the next wave) or a held service can now take its new definition, a
+follow-up update is queued, so a whole project deploys wave after wave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from pydantic import SecretStr
+
+from . import planner
+from .core import Manager, NoManifest
+from .deployers import Deployer, DeployError, TransientDeployError
+from .store import UpdateRecord
+
+log = logging.getLogger("mora.manager.runner")
+
+
+class Runner:
+    """Runs queued updates one at a time, in the app's event loop; see the module docstring."""
+
+    def __init__(self, manager: Manager, deployer: Deployer) -> None:
+        self.manager = manager
+        self.store = manager.store
+        self.settings = manager.settings
+        self.deployer = deployer
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._idle: asyncio.Event | None = None
+        manager.on_trigger = self.wake
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Resume interrupted updates, then start working through the queue."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        for interrupted in self.store.interrupted_updates():
+            log.warning("update %s was interrupted; resuming it", interrupted.id)
+            update_id = self.store.enqueue_update(
+                "resume after the manager restarted", interrupted.changes
+            )
+            self.store.mark_resume(update_id)
+        self._task = asyncio.create_task(self._work(), name="mora-update-runner")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Called from any thread after a trigger was stored."""
+        loop, event = self._loop, self._wake
+        if loop is None or event is None or loop.is_closed():
+            return  # not started (e.g. an in-process test without lifespan): stays queued
+        loop.call_soon_threadsafe(event.set)
+
+    async def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until nothing is queued or running (for tests and the CLI's progress)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._idle is not None and self._idle.is_set() and self.store.next_queued() is None:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError("updates still running")
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _work(self) -> None:
+        assert self._wake is not None and self._idle is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while (queued := self.store.next_queued()) is not None:
+                self._idle.clear()
+                await self._debounce()
+                queued = self.store.next_queued() or queued
+                try:
+                    await self._run(queued)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:  # a bug must not stop the runner
+                    log.exception("update %s crashed", queued.id)
+                    self.store.finish_update(queued.id, "failed", f"internal error: {type(err).__name__}")
+            self._idle.set()
+
+    async def _debounce(self) -> None:
+        """Wait for a quiet period (or the maximum delay) so a burst becomes one update."""
+        assert self._wake is not None
+        quiet, limit = self.settings.debounce_seconds, self.settings.max_debounce_seconds
+        if quiet <= 0:
+            return
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=quiet)
+            except TimeoutError:
+                return
+
+    async def _run(self, update: UpdateRecord) -> None:
+        from stacks.config import StackConfig
+
+        manager, store = self.manager, self.store
+        try:
+            record = manager.manifest_record()
+        except NoManifest:
+            store.start_update(update.id, [])
+            store.finish_update(update.id, "failed", str(NoManifest()))
+            return
+        plan = manager.plan()
+        confirmed = set(store.removals(confirmed=True))
+        keep = (plan.held() | set(plan.pending_removals)) - confirmed
+        effective = planner.effective_manifest(record.manifest, store.last_effective(), keep)
+        effective_names = {s.name for s in effective.services}
+        deploy = (plan.deploy_set() | set(plan.pending_removals)) & effective_names
+        input_ids = {i.id for i in effective.inputs}
+        config = StackConfig(
+            params=manager.params(),
+            answers={k: SecretStr(v) for k, v in store.answers().items() if k in input_ids},
+            deploy=frozenset(deploy),
+        )
+        states = store.states()
+        starting = {n: "deploying" for n in deploy if states.get(n) != "running"}
+
+        store.start_update(update.id, sorted(deploy))
+        store.set_states(starting, update_id=update.id)
+        log.info("update %s: deploying %s", update.id, ", ".join(sorted(deploy)) or "nothing")
+
+        error = await self._attempts(update, effective, config)
+        if error is not None:
+            store.set_states(
+                {n: "failed" for n in starting}, update_id=update.id, error=error
+            )
+            store.finish_update(update.id, "failed", error)
+            log.warning("update %s failed", update.id)
+            return
+
+        store.set_states({n: "running" for n in deploy}, update_id=update.id)
+        for name in confirmed:
+            store.finish_removal(name)
+        store.set_effective(record.id, effective)
+        store.finish_update(update.id, "succeeded")
+        log.info("update %s succeeded", update.id)
+        self._follow_up(plan)
+
+    async def _attempts(self, update: UpdateRecord, manifest, config) -> str | None:  # type: ignore[no-untyped-def]
+        """Run the deployer (refresh first when resuming); retry transient failures."""
+        attempts = max(1, self.settings.transient_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                if update.resume:
+                    await asyncio.to_thread(self.deployer.refresh, manifest, config)
+                await asyncio.to_thread(self.deployer.up, manifest, config)
+                return None
+            except TransientDeployError as err:
+                if attempt == attempts:
+                    return str(err)
+                delay = self.settings.retry_backoff_seconds * 2 ** (attempt - 1)
+                log.info("update %s: transient failure, retrying in %.1f s", update.id, delay)
+                self.store.count_attempt(update.id)
+                await asyncio.sleep(delay)
+            except DeployError as err:
+                return str(err)
+        return "the update did not run"  # pragma: no cover - the loop always returns
+
+    def _follow_up(self, before: planner.Plan) -> None:
+        """Queue the next wave when this update made more services deployable."""
+        after = self.manager.plan()
+        if after.deploy_set() != before.deploy_set() or after.held() != before.held():
+            newly = sorted(s.name for s in after.services if s.state == "ready")
+            released = sorted(before.held() - after.held())
+            lines = []
+            if newly:
+                lines.append(f"ready: {', '.join(newly)}")
+            if released:
+                lines.append(f"new definition applies: {', '.join(released)}")
+            if lines:
+                self.manager.trigger_update("next wave", lines)

@@ -1,0 +1,75 @@
+"""The manager's settings: what `mora manager serve` was told, plus its environment.
+
+One immutable object built once at start-up and handed to :func:`manager_app.app.create_app`,
+so nothing else reads the environment. The admin password and the API token
+come from ``MORA_ADMIN_PASSWORD`` / ``MORA_API_TOKEN``; when those are unset the
+credentials module generates them on first start (and prints them once), so
+they are optional here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+ADMIN_PASSWORD_ENV = "MORA_ADMIN_PASSWORD"
+API_TOKEN_ENV = "MORA_API_TOKEN"
+#: Test-only: seconds the dry-run deployer sleeps per update, to kill the manager mid-update.
+TEST_DEPLOY_DELAY_ENV = "MORA_MANAGER_TEST_DEPLOY_DELAY"
+
+
+def default_data_dir() -> Path:
+    """``$MORA_HOME/manager``, else ``$XDG_DATA_HOME/mora/manager`` (``~/.local/share/...``)."""
+    if os.environ.get("MORA_HOME"):
+        return Path(os.environ["MORA_HOME"]) / "manager"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "mora" / "manager"
+
+
+class Settings(BaseModel):
+    """Everything the manager is configured with; secrets are :class:`SecretStr`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The project folder the manager was started with (``None``: wait for a POSTed manifest).
+    project: Path | None = None
+    stack: str = "default"
+    #: Params given with ``--set``; a POSTed manifest's params override them.
+    params: dict[str, Any] = Field(default_factory=dict)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    dry_run: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_password: SecretStr | None = None
+    api_token: SecretStr | None = None
+    #: Mark the session cookie ``Secure`` (behind TLS, as in the cluster).
+    secure_cookies: bool = False
+    session_hours: float = 12.0
+    #: Failed logins per client per minute before the login answers 429.
+    login_attempts_per_minute: int = 5
+    #: Quiet time after a trigger before an update starts, so a burst becomes one update.
+    debounce_seconds: float = 0.3
+    #: An update starts at the latest this long after its first trigger, however busy.
+    max_debounce_seconds: float = 3.0
+    #: Attempts for a transient deployment failure (with exponential backoff from 1 s).
+    transient_attempts: int = 3
+    retry_backoff_seconds: float = 1.0
+    #: Test-only: the dry-run deployer sleeps this long per update.
+    test_deploy_delay: float = 0.0
+
+    @classmethod
+    def from_env(cls, **values: Any) -> Settings:
+        """Settings from keyword values, completed by the ``MORA_*`` environment variables."""
+        env = os.environ
+        if values.get("admin_password") is None and env.get(ADMIN_PASSWORD_ENV):
+            values["admin_password"] = env[ADMIN_PASSWORD_ENV]
+        if values.get("api_token") is None and env.get(API_TOKEN_ENV):
+            values["api_token"] = env[API_TOKEN_ENV]
+        if "test_deploy_delay" not in values and env.get(TEST_DEPLOY_DELAY_ENV):
+            values["test_deploy_delay"] = float(env[TEST_DEPLOY_DELAY_ENV])
+        if values.get("data_dir") is None:
+            values.pop("data_dir", None)
+        return cls(**values)
