@@ -35,7 +35,9 @@ Layout rules (mirrored in the language reference):
   of what follows it (or of the block's last entry at a block end); a comment
   after code stays after that line, separated by two spaces. A comment at a
   place where no line can start (between a statement's keyword and its ``=``)
-  moves to the nearest earlier place where one can.
+  gets its own line just before that statement (or just after it, when the
+  statement holds comments that come earlier). An empty block, list, map or
+  call that holds a comment stays open around it.
 * Strings are printed as written (escapes and interpolations untouched). The
   content of a ``\"\"\"`` string is re-indented two spaces deeper than the line it
   starts on, which keeps its value because ``\"\"\"`` strings drop their common
@@ -51,6 +53,7 @@ returned unchanged with a warning instead of a changed program.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
@@ -108,21 +111,21 @@ def _unchanged(file: str, reason: str) -> Diagnostic:
 # --------------------------------------------------------------------------- comparison
 
 
-def shape(node: object) -> object:
+def _shape(node: object) -> object:
     """A span-free, raw-free structural dump of a syntax tree, for "same program" checks.
 
     ``raw`` is left out because ``\"\"\"`` strings are re-indented; their dedented
     ``parts`` (and so their values) must stay equal.
     """
     if isinstance(node, list):
-        return [shape(n) for n in node]
+        return [_shape(n) for n in node]
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         if isinstance(node, ast.Span):
             return None
         return (
             type(node).__name__,
             tuple(
-                (f.name, shape(getattr(node, f.name)))
+                (f.name, _shape(getattr(node, f.name)))
                 for f in dataclasses.fields(node)
                 if f.name != "raw" and f.name != "span" and not f.name.endswith("_span")
             ),
@@ -136,7 +139,7 @@ def _same_program(source: ast.SourceFile, out: str, file: str) -> bool:
         return False
     if [c.text for c in again.comments] != [c.text for c in source.comments]:
         return False
-    return shape(again.statements) == shape(source.statements)
+    return _shape(again.statements) == _shape(source.statements)
 
 
 # --------------------------------------------------------------------------- layout items
@@ -237,7 +240,7 @@ class _Printer:
         return self.starts[pos[0] - 1] + pos[1] - 1
 
     def _pos(self, offset: int) -> _Pos:
-        line = self.text.count("\n", 0, offset) + 1
+        line = bisect.bisect_right(self.starts, offset)
         return (line, offset - self.starts[line - 1] + 1)
 
     @staticmethod
@@ -310,22 +313,40 @@ class _Printer:
             for c in self._take_before(self._start(span)):
                 items.append(self._comment_item(c, prev_line))
                 prev_line = c.span.line
+            claimed = self.ci
             item = render(child)
             item.blank_before = self._blank_between(prev_line, span.line)
-            hoisted = self._take_before(self._end(span))
-            if hoisted:
-                # Comments at places where no line can start move before their statement.
-                for k, c in enumerate(hoisted):
+            stray = self._take_before(self._end(span))
+            nxt = self._start(span_of(children[n + 1])) if n + 1 < len(children) else close
+            if stray and claimed == self.ci - len(stray):
+                # Comments at places where no line can start move before their child...
+                for k, c in enumerate(stray):
                     items.append(_Item(c.text, is_comment=True, blank_before=k == 0 and item.blank_before))
                 item.blank_before = False
-            nxt = self._start(span_of(children[n + 1])) if n + 1 < len(children) else close
-            item.trailing = self._take_trailing(span.end_line, nxt)
+                stray = []
+            trailing = self._take_trailing(span.end_line, nxt)
             items.append(item)
+            # ... or after it, when comments inside it come first; a trailing one follows them.
+            items.extend(_Item(c.text, is_comment=True) for c in stray)
+            if stray and trailing is not None:
+                items.append(_Item(trailing, is_comment=True))
+            else:
+                item.trailing = trailing
             prev_line = span.end_line
         for c in self._take_before(close) if close is not None else self._take_rest():
             items.append(self._comment_item(c, prev_line))
             prev_line = c.span.line
         return opener, items
+
+    def _comment_within(self, open_: _Pos, close: _Pos) -> bool:
+        """Whether an unclaimed comment lies between two brackets (it then keeps them apart)."""
+        for c in self.comments[self.ci :]:
+            start = self._start(c.span)
+            if start >= close:
+                return False
+            if start > open_:
+                return True
+        return False
 
     def _take_rest(self) -> list[ast.Comment]:
         rest = self.comments[self.ci :]
@@ -358,7 +379,7 @@ class _Printer:
         lines = _emit(items, 0)
         while lines and not lines[0]:
             lines.pop(0)
-        out = "\n".join(line.rstrip() if not line.strip() else line for line in lines)
+        out = "\n".join(lines)
         return out + "\n" if out else ""
 
     # statements ----------------------------------------------------------------------
@@ -380,10 +401,11 @@ class _Printer:
 
     def _params(self, params: list[ast.TemplateParam], after: _Pos, indent: int) -> str:
         _, open_pos = self._next_char(after)
-        if not params:
-            return "()"
-        _, close_pos = self._next_char(self._end(params[-1].span), skip=",")
-        if open_pos[0] == close_pos[0]:
+        if params:
+            _, close_pos = self._next_char(self._end(params[-1].span), skip=",")
+        else:
+            _, close_pos = self._next_char((open_pos[0], open_pos[1] + 1))
+        if not self._comment_within(open_pos, close_pos) and (not params or open_pos[0] == close_pos[0]):
             return "(" + ", ".join(self._param(p, indent) for p in params) + ")"
         opener, items = self._items(
             params,
@@ -418,23 +440,20 @@ class _Printer:
             rest = " = " + self._expr(st.value, indent)
         if st.body is not None:
             rest += " " + self._body(st, key + rest, indent)
-        one_line = "\n" not in key + rest
         align: str | None = None
-        if one_line and st.value is not None:
+        if "\n" not in key and st.value is not None and _single(st.value, rest):
             align = "="
-        elif one_line and st.body:
+        elif "\n" not in key + rest and st.body:
             align = "{"
         return _Item(key, rest, align=align, group=st.keyword, is_statement=True)
 
     def _body(self, st: ast.Statement, before: str, indent: int) -> str:
         body = st.body or []
-        if not body:
-            return "{}"
-        header_end = self._end(st.value.span) if st.value is not None else self._end(st.span)
-        if st.value is None:
-            header_end = self._header_end(st)
+        header_end = self._end(st.value.span) if st.value is not None else self._header_end(st)
         _, open_pos = self._next_char(header_end, skip=")")
         close_pos = (st.span.end_line, st.span.end_column - 1)
+        if not body and not self._comment_within(open_pos, close_pos):
+            return "{}"
         if open_pos[0] == close_pos[0] and all(s.body is None for s in body):
             parts = [self._statement(s, indent + 1) for s in body]
             inline = "{ " + "  ".join(p.key + p.rest for p in parts) + " }"
@@ -491,9 +510,7 @@ class _Printer:
         func = self._expr(e.func, indent)
         _, open_pos = self._next_char(self._end(e.func.span), skip=")")
         close_pos = (e.span.end_line, e.span.end_column - 1)
-        if not e.args:
-            return func + "()"
-        if open_pos[0] == close_pos[0]:
+        if not self._comment_within(open_pos, close_pos) and (not e.args or open_pos[0] == close_pos[0]):
             return func + "(" + ", ".join(self._arg(a, indent) for a in e.args) + ")"
         opener, items = self._items(
             e.args, lambda a: a.span, lambda a: _Item(self._arg(a, indent + 1) + ","), open_pos[0], close_pos
@@ -501,10 +518,8 @@ class _Printer:
         return func + self._block(opener, items, indent, "(", ")")
 
     def _list(self, e: ast.ListExpr, indent: int) -> str:
-        if not e.items:
-            return "[]"
         close_pos = (e.span.end_line, e.span.end_column - 1)
-        if e.span.line == e.span.end_line:
+        if not self._comment_within(self._start(e.span), close_pos) and (not e.items or e.span.line == e.span.end_line):
             return "[" + ", ".join(self._expr(x, indent) for x in e.items) + "]"
         opener, items = self._items(
             e.items, lambda x: x.span, lambda x: _Item(self._expr(x, indent + 1) + ","), e.span.line, close_pos
@@ -515,16 +530,16 @@ class _Printer:
         return entry.key if isinstance(entry.key, str) else entry.key.raw
 
     def _map(self, e: ast.MapExpr, indent: int) -> str:
-        if not e.entries:
-            return "{}"
         close_pos = (e.span.end_line, e.span.end_column - 1)
+        if not e.entries and not self._comment_within(self._start(e.span), close_pos):
+            return "{}"
         if e.span.line == e.span.end_line:
             inner = ", ".join(f"{self._map_key(m)} = {self._expr(m.value, indent)}" for m in e.entries)
             return "{ " + inner + " }"
 
         def entry(m: ast.MapEntry) -> _Item:
             rest = " = " + self._expr(m.value, indent + 1)
-            return _Item(self._map_key(m), rest, align=None if "\n" in rest else "=")
+            return _Item(self._map_key(m), rest, align="=" if _single(m.value, rest) else None)
 
         opener, items = self._items(e.entries, lambda m: m.span, entry, e.span.line, close_pos)
         return self._block(opener, items, indent, "{", "}")
@@ -550,9 +565,17 @@ class _Printer:
         return raw  # pragma: no cover - escapes or interpolations spanning lines
 
 
+def _single(value: ast.Expr, rest: str) -> bool:
+    """Whether a value lets its ``=`` take part in alignment: it is one line, or a
+    long string (a scalar whose first line is just the opening quotes).
+    A multi-line list, map or call opens a nested layout and ends the run instead.
+    """
+    return "\n" not in rest or (isinstance(value, ast.Str) and value.long)
+
+
 def _same_string(raw: str, new: str, file: str) -> bool:
     old_tree, _ = parse_file(file, "x = " + raw)
     new_tree, diagnostics = parse_file(file, "x = " + new)
     if diagnostics or not new_tree.statements or not old_tree.statements:
         return False
-    return shape(old_tree.statements[0].value) == shape(new_tree.statements[0].value)
+    return _shape(old_tree.statements[0].value) == _shape(new_tree.statements[0].value)
