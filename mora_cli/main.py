@@ -14,12 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import lang_commands, output
+from . import lang_commands, manager_commands, output
 from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from .registry import CommandRegistry, add_global_options
 
 # Each module exposes ``register(registry)``; later issues append theirs here.
-COMMAND_MODULES = (lang_commands,)
+COMMAND_MODULES = (lang_commands, manager_commands)
 
 DESCRIPTION = """\
 mora turns a shareable homelab description (a folder of .mora files) into a

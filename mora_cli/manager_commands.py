@@ -1,0 +1,118 @@
+"""The manager commands: ``mora manager serve``.
+
+Thin: parse the options, compile the project, hand over to
+:func:`manager_app.server.serve`. FastAPI, uvicorn and the manager load inside
+the handler, so ``mora --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from . import output
+from .errors import EXIT_FAILED, EXIT_OK, UsageError
+from .registry import CommandRegistry, add_global_options
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add ``mora manager …`` to the ``mora`` parser."""
+    manager = registry.add(
+        "manager",
+        _missing_subcommand,
+        help="run the manager (setup wizard, deployment in waves) for a project",
+    )
+    sub = manager.add_subparsers(title="manager commands", metavar="COMMAND", dest="manager_command")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the manager and its wizard for a project",
+        description="Compile the project and serve the manager: the setup wizard, the REST API "
+        "under /api/v1 and the update runner. With --dry-run nothing touches a cluster.",
+    )
+    serve.set_defaults(handler=run_serve)
+    add_global_options(serve, defaults=False)
+    serve.add_argument("path", metavar="PATH", help="project folder or .mora file")
+    serve.add_argument("--stack", default="default", metavar="NAME", help="stack name (default: default)")
+    serve.add_argument(
+        "--set", dest="params", action="append", default=[], metavar="PARAM=VALUE",
+        help="a param value for this stack (repeatable)",
+    )
+    serve.add_argument("--dry-run", action="store_true",
+                       help="render offline and mark services running; no cluster, no Pulumi CLI")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0: a free one)")
+    serve.add_argument("--data", metavar="DIR", default=None,
+                       help="the manager's data folder (default: $MORA_HOME/manager)")
+
+
+def _missing_subcommand(args: argparse.Namespace) -> int:
+    raise UsageError("missing manager command; try `mora manager serve PATH`")
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``["domain=home.example.com"]`` → ``{"domain": "home.example.com"}``."""
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set expects PARAM=VALUE, got {item!r}")
+        params[name.strip()] = value
+    return params
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from mora_dsl.api import compile_project
+    from mora_dsl.project import ProjectPathError
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    params = parse_params(args.params)
+    try:
+        result = compile_project(args.path)
+    except ProjectPathError as err:
+        raise UsageError(str(err)) from None
+    output.diagnostics(result.render_diagnostics(output.use_color(args.color)))
+    if not result.ok:
+        output.error("the project has errors; fix them and start the manager again")
+        return EXIT_FAILED
+    manifest = result.validated()
+    params = _typed_params(manifest, params)
+    missing = [p.name for p in manifest.params if p.name not in params and not p.has_default]
+    if missing:
+        output.info(
+            "note: no value for param(s) " + ", ".join(missing) + "; updates will fail until "
+            "they are given (`--set NAME=VALUE`, or `mora up` sends them)"
+        )
+
+    from manager_app.server import serve
+    from manager_app.settings import Settings
+
+    settings = Settings.from_env(
+        project=Path(args.path).resolve(),
+        stack=args.stack,
+        params=params,
+        dry_run=args.dry_run,
+        host=args.host,
+        port=args.port,
+        data_dir=Path(args.data).resolve() if args.data else None,
+    )
+    serve(settings, manifest, announce=output.out)
+    return EXIT_OK
+
+
+def _typed_params(manifest: Any, params: dict[str, str]) -> dict[str, Any]:
+    """Check ``--set`` values against the params' types, as `mora init` does."""
+    from mora_dsl.validate import InvalidValue, parse_value
+
+    declared = {p.name: p for p in manifest.params}
+    typed: dict[str, Any] = {}
+    for name, text in params.items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise UsageError(f"--set {name}: the project has no param {name!r} (params: {known})")
+        try:
+            typed[name] = parse_value(declared[name].type, text)
+        except InvalidValue as err:
+            raise UsageError(f"--set {name}: {err}") from None
+    return typed
