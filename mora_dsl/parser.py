@@ -22,7 +22,7 @@ from lark.exceptions import (
 )
 
 from . import syntax as ast
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, Note
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
@@ -332,7 +332,9 @@ def _describe_token(tok: Token) -> str:
     return f"`{value}`"
 
 
-def _syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic:
+def _syntax_diagnostic(
+    file: str, text: str, err: UnexpectedInput, template: bool = False
+) -> Diagnostic:
     line = getattr(err, "line", None)
     col = getattr(err, "column", None)
     if not isinstance(line, int) or line < 1:
@@ -368,6 +370,22 @@ def _syntax_diagnostic(file: str, text: str, err: UnexpectedInput) -> Diagnostic
             span = _span(file, tok)
         expected = _describe_expected(set(err.accepts or err.expected))
         if tok.type == "$END":
+            # lark places the end at the last token; point just after the last character
+            rest = text.rstrip()
+            end_line = rest.count("\n") + 1
+            end_col = len(rest) - (rest.rfind("\n") + 1) + 1
+            span = ast.Span(file, end_line, end_col, end_line, end_col + 1)
+            opener = None if template else _unclosed_bracket(text)
+            if opener is not None:
+                ch, o_line, o_col = opener
+                close = {"{": "}", "[": "]", "(": ")", "${": "}"}[ch]
+                return Diagnostic(
+                    "E002",
+                    f"`{ch}` is not closed before the end of the file",
+                    ast.Span(file, o_line, o_col, o_line, o_col + len(ch)),
+                    help=f"add the `{close}` that closes it",
+                    notes=[Note(span, f"the file ends here; expected {expected}")],
+                )
             return Diagnostic(
                 "E002",
                 "unexpected end of file",
@@ -444,7 +462,7 @@ def parse_template(file: str, text: str) -> tuple[ast.TemplateFile, list[Diagnos
         tpl.parts = parts
         return tpl, []
     except UnexpectedInput as err:
-        return tpl, [_syntax_diagnostic(file, text, err)]
+        return tpl, [_syntax_diagnostic(file, text, err, template=True)]
     except (LarkError, RecursionError) as err:  # pragma: no cover - defensive
         return tpl, [
             Diagnostic("E001", f"cannot parse this file ({type(err).__name__})", ast.Span(file, 1, 1, 1, 2))
@@ -519,6 +537,49 @@ def _scan(file: str, text: str) -> tuple[list[ast.Comment], Diagnostic | None]:
     if in_str is not None:
         return out, _unclosed(file, opened, line, col, at_eof=True)
     return out, None
+
+
+def _unclosed_bracket(text: str) -> tuple[str, int, int] | None:
+    """The innermost ``{``, ``[``, ``(`` or ``${`` still open at the end of ``text``.
+
+    Strings and comments are skipped; a closer that matches nothing is ignored (that
+    is another error, reported where it stands).
+    """
+    stack: list[tuple[str, int, int]] = []  # brackets, `${` and the quotes of open strings
+    i, n, line, col = 0, len(text), 1, 1
+    while i < n:
+        ch = text[i]
+        step = 1
+        top = stack[-1][0] if stack else ""
+        if top in ('"', '"""'):
+            if ch == "\\":
+                step = 2
+            elif text.startswith("$${", i):
+                step = 3
+            elif text.startswith("${", i):
+                stack.append(("${", line, col))
+                step = 2
+            elif text.startswith(top, i):
+                stack.pop()
+                step = len(top)
+        elif ch == "#":
+            j = text.find("\n", i)
+            step = max((n if j < 0 else j) - i, 1)
+        elif text.startswith('"""', i):
+            stack.append(('"""', line, col))
+            step = 3
+        elif ch in '"{[(':
+            stack.append((ch, line, col))
+        elif ch in "}])" and stack:
+            stack.pop()
+        for c in text[i : i + step]:
+            if c == "\n":
+                line, col = line + 1, 1
+            else:
+                col += 1
+        i += step
+    open_brackets = [s for s in stack if s[0] not in ('"', '"""')]
+    return open_brackets[-1] if open_brackets else None
 
 
 def _unclosed(file: str, opened: tuple[int, int], line: int, col: int, at_eof: bool = False) -> Diagnostic:
