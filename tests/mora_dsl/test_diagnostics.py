@@ -50,7 +50,13 @@ CASES = [
     Case("E002-string", P + 'service web {\n  image = "nginx\n}\n',
          ["main.mora:3:11: E002: string is not closed before the end of the line"]),
     Case("E002-block", P + 'service web {\n  image = "nginx"\n',
-         ["main.mora:3:17: E002: unexpected end of file"]),
+         ["main.mora:2:13: E002: `{` is not closed before the end of the file"]),
+    Case("E002-list", P + 'service web {\n  image = "x"\n  command = ["run", "${web.name}",\n}\n',
+         ["main.mora:5:1: E001: unexpected `}`"]),
+    Case("E002-call-at-eof", P + 'secret s = password(length = 3',
+         ["main.mora:2:20: E002: `(` is not closed before the end of the file"]),
+    Case("E002-value-at-eof", P + "param p: string =",
+         ["main.mora:2:18: E002: unexpected end of file"]),
     Case("E002-long-string", P + 'service web {\n  command = """\n    run\n}\n',
          ["main.mora:3:13: E002: string is not closed before the end of the file"]),
     Case("E003-at", P + "service web @ {}\n", ["main.mora:2:13: E003: unexpected character `@`"]),
@@ -237,6 +243,21 @@ def test_render_unclosed_string(compile_src: Compile) -> None:
         ' 3 |   image = "nginx\n'
         "   |           ^\n"
         '  help: close it with `"`; for text over several lines use `"""`\n'
+        "\n"
+        "1 error"
+    )
+
+
+def test_render_unclosed_block_points_at_its_brace(compile_src: Compile) -> None:
+    result = compile_src(P + 'service web {\n  image = "x-${web.name}"  # {\n  port http = 80\n')
+    assert result.render_diagnostics() == (
+        "main.mora:2:13: error[E002]: `{` is not closed before the end of the file\n"
+        " 2 | service web {\n"
+        "   |             ^\n"
+        "  note: main.mora:4:17: the file ends here; expected a name, `}`\n"
+        " 4 |   port http = 80\n"
+        "   |                 ^\n"
+        "  help: add the `}` that closes it\n"
         "\n"
         "1 error"
     )
