@@ -12,6 +12,7 @@ This package never touches a network and never imports Pulumi or FastAPI, so
 
 from .api import CompileResult, compile_project
 from .diagnostics import Diagnostic, render, render_all
+from .formatter import format_source
 from .project import LoadedProject, ProjectPathError, load_project
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "LoadedProject",
     "ProjectPathError",
     "compile_project",
+    "format_source",
     "load_project",
     "render",
     "render_all",

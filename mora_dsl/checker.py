@@ -276,6 +276,7 @@ class Checker(ServiceMixin, ExpressionMixin):
                 items.append(o)
         svc.body = items
         seen: dict[tuple[str, str | None], BodyItem] = {}
+        duplicates: list[BodyItem] = []
         for it in items:
             s = it.stmt
             key = _key(s)
@@ -291,6 +292,7 @@ class Checker(ServiceMixin, ExpressionMixin):
                     s.span,
                     notes=[Note(first.span, "first given here")],
                 )
+                duplicates.append(it)
                 continue
             seen[key] = it
             if s.label is None:
@@ -305,6 +307,8 @@ class Checker(ServiceMixin, ExpressionMixin):
                 sid = f"{svc.name}.{s.label}"
                 self.all_secrets[sid] = SecretDecl(sid, s, svc, it)
                 self._secret_kinds[sid] = _generator_name(s.value)
+        # A statement given twice is reported once (above) and then not checked again.
+        svc.body = [it for it in items if not any(it is d for d in duplicates)]
         for name, it in list(svc.inputs.items()):
             typ = self._type(it.stmt.type) if it.stmt.type else None
             self._input_types[f"{svc.name}.{name}"] = typ or t.ANY

@@ -73,6 +73,10 @@ _CODES = [
     Code("E110", "missing attribute",
          "A declaration lacks something it needs, such as a service's `image` or a mount's `path`.",
          "service web { }", 'add it: `image = "nginx:1.27"`'),
+    Code("W001", "file left unformatted",
+         "`mora fmt` could not format this file safely (its output would not have meant the "
+         "same program), so it left the file as it was. This is a bug in the formatter.",
+         "", "please report it with the file"),
     Code("E111", "not a volume",
          "`mount NAME` mounts a project-wide volume; no `volume NAME` is declared at the top level.",
          "mount media { path = \"/media\" }", "declare `volume media { ... }` or fix the name"),

@@ -450,6 +450,12 @@ class ExpressionMixin:
             if tv.error:
                 ok = False
                 continue
+            if tv.type.name == "null":
+                self.diags.error("E201", f"`{p.name}` cannot be null", a.value.span,
+                                 help="leave the argument out to take its default"
+                                 if p.default is not REQUIRED else "give it a value")
+                ok = False
+                continue
             if not self.check_type(tv, p.type, a.value.span, f"`{p.name}`"):
                 ok = False
                 continue

@@ -323,7 +323,9 @@ class ServiceMixin:
             if s.keyword == "subdomain" and s.label is None:
                 fake.subdomain = it
         sig = self.template_signature(tpl)
-        fake.args = {p.name: TV(Sym({"ref": f"param:{p.name}"}), p.type) for p in sig.params}
+        fake.args = {
+            p.name: TV(_placeholder(p.type, i), p.type) for i, p in enumerate(sig.params)
+        }
         self.check_service(fake, emit_output=False)
 
     # ------------------------------------------------------------------ ports
@@ -457,6 +459,10 @@ class ServiceMixin:
                 tv = self.expr(st.value, scope)
                 if tv.error:
                     continue
+                if tv.type.name == "null":
+                    self.diags.error("E201", f"`{kw}` cannot be null", st.value.span,
+                                     help=f"remove the `{kw}` line to leave it unset")
+                    continue
                 take(tv)
                 if tv.secret and kw not in SECRET_OK:
                     self.clear_text_error(kw, st.value.span)
@@ -558,7 +564,11 @@ class ServiceMixin:
             if isinstance(tv.value, int) and tv.value < 0:
                 self.diags.error("E201", "`replicas` cannot be negative", span)
                 return
-            out["replicas"] = tv.value if isinstance(tv.value, int) else 1
+            if not isinstance(tv.value, int):
+                self.diags.error("E206", "`replicas` must be known when compiling", span,
+                                 help="write the number, or use a template argument")
+                return
+            out["replicas"] = tv.value
         elif kw in ("user", "group"):
             if not isinstance(tv.value, int) or tv.value < 0:
                 self.diags.error("E201", f"`{kw}` must be a known, non-negative number", span)
@@ -683,8 +693,9 @@ class ServiceMixin:
             return None
         out = []
         for i in items:
-            if isinstance(i, (list, dict, bool)) or (
-                isinstance(i, dict) and ("list" in i or "map" in i)
+            composite = isinstance(i, dict) and ("list" in i or "map" in i)
+            if composite or isinstance(i, (list, bool)) or (
+                isinstance(i, dict) and not isinstance(v, Sym)
             ):
                 self.diags.error("E201", f"`{st.keyword}` holds text and numbers only",
                                  st.value.span)
@@ -974,3 +985,28 @@ def _type_of_constant(v: Any) -> t.Type:
     if isinstance(v, dict):
         return t.map_of(t.ANY)
     return t.ANY
+
+
+def _placeholder(typ: t.Type, index: int) -> Any:
+    """A stand-in argument of type ``typ`` for checking a template nobody instantiates.
+
+    Constants, not references: a template may use a parameter where only constants
+    are allowed (a port number). Distinct numbers so two ports do not collide.
+    """
+    samples: dict[str, Any] = {
+        "string": f"sample{index}",
+        "int": 10000 + index,
+        "port": 10000 + index,
+        "bool": False,
+        "email": "someone@example.com",
+        "url": "https://example.com",
+        "domain": "example.com",
+        "path": f"/sample{index}",
+        "list": [],
+        "map": {},
+    }
+    if typ.name == "one_of" and typ.choices:
+        return typ.choices[0]
+    if typ.name in samples:
+        return samples[typ.name]
+    return Sym({"ref": f"param:sample{index}"})
