@@ -1,0 +1,259 @@
+"""The slice of Jellyfin's HTTP API that the ``jellyfin`` micromanager speaks.
+
+Every request shape mora sends to Jellyfin, and every response shape it reads,
+lives here, so a Jellyfin release that changes one is a change to one file.
+The micromanager (:mod:`micromanager_kit.builtins.jellyfin`) only calls the
+methods of :class:`JellyfinClient`.
+
+Endpoints used (Jellyfin OpenAPI, 10.9/10.10; JSON is PascalCase):
+
+* ``GET /System/Info/Public`` (anonymous) → ``PublicSystemInfo``; its
+  ``StartupWizardCompleted`` tells whether the startup wizard still has to run.
+* ``GET /Startup/Configuration`` / ``POST /Startup/Configuration``
+  (``StartupConfigurationDto``: ``UICulture``, ``MetadataCountryCode``,
+  ``PreferredMetadataLanguage``).
+* ``GET /Startup/User`` then ``POST /Startup/User`` (``StartupUserDto``:
+  ``Name``, ``Password``). The GET is not decoration: Jellyfin creates its first
+  user lazily when it is read, and the POST renames that user, so the web
+  wizard (and mora) read it first.
+* ``POST /Startup/Complete`` (204).
+* ``POST /Users/AuthenticateByName`` (``{"Username", "Pw"}``) →
+  ``AuthenticationResult`` with ``AccessToken``.
+* ``POST /Auth/Keys?app=NAME`` (204, no body: the new key is not returned) and
+  ``GET /Auth/Keys`` → ``{"Items": [AuthenticationInfo]}`` with ``AppName`` and
+  ``AccessToken``; so a key is created, then found by its app name.
+
+Every call carries the ``Authorization: MediaBrowser Client=…, Device=…,
+DeviceId=…, Version=…`` header Jellyfin expects from a client, plus
+``Token=…`` once signed in.
+
+Uncertain, from reading the API rather than running it here: the ``/Startup/*``
+endpoints answer only while the wizard is not completed (afterwards they need
+an administrator), which is why the flag is read first; ``/Startup/RemoteAccess``
+is left at Jellyfin's default (remote access on), and no library is created.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Annotated, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, ValidationError
+
+SERVICE = "Jellyfin"
+
+#: A secret that masks itself in ``repr`` and logs, yet goes out in request bodies.
+WireSecret = Annotated[
+    SecretStr, PlainSerializer(lambda s: s.get_secret_value(), return_type=str, when_used="json")
+]
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class JellyfinError(RuntimeError):
+    """Jellyfin refused or failed a request; the message names the call, never a secret."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Body(BaseModel):
+    """Jellyfin's JSON: PascalCase on the wire, unknown fields ignored (they grow per release)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class PublicSystemInfo(_Body):
+    server_name: str | None = Field(default=None, alias="ServerName")
+    version: str | None = Field(default=None, alias="Version")
+    id: str | None = Field(default=None, alias="Id")
+    startup_wizard_completed: bool = Field(default=False, alias="StartupWizardCompleted")
+
+
+class StartupConfiguration(_Body):
+    ui_culture: str | None = Field(default="en-US", alias="UICulture")
+    metadata_country_code: str | None = Field(default="US", alias="MetadataCountryCode")
+    preferred_metadata_language: str | None = Field(default="en", alias="PreferredMetadataLanguage")
+
+
+class StartupUser(_Body):
+    name: str | None = Field(default=None, alias="Name")
+    password: WireSecret | None = Field(default=None, alias="Password")
+
+
+class AuthenticateByName(_Body):
+    username: str = Field(alias="Username")
+    pw: WireSecret = Field(alias="Pw")
+
+
+class UserDto(_Body):
+    id: str | None = Field(default=None, alias="Id")
+    name: str | None = Field(default=None, alias="Name")
+
+
+class AuthenticationResult(_Body):
+    access_token: SecretStr = Field(alias="AccessToken")
+    server_id: str | None = Field(default=None, alias="ServerId")
+    user: UserDto | None = Field(default=None, alias="User")
+
+
+class AuthenticationInfo(_Body):
+    """One API key as ``GET /Auth/Keys`` lists it."""
+
+    id: int | None = Field(default=None, alias="Id")
+    app_name: str | None = Field(default=None, alias="AppName")
+    access_token: SecretStr = Field(alias="AccessToken")
+    date_created: str | None = Field(default=None, alias="DateCreated")
+    is_active: bool | None = Field(default=None, alias="IsActive")
+
+
+class AuthenticationInfoQueryResult(_Body):
+    items: list[AuthenticationInfo] = Field(default_factory=list, alias="Items")
+    total_record_count: int | None = Field(default=None, alias="TotalRecordCount")
+
+
+class JellyfinClient:
+    """A small typed client for the calls above; use it as ``async with``.
+
+    ``device_id`` identifies mora's session on the server (Jellyfin keeps one
+    session per device id), so it is stable across runs rather than random.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client: str = "mora",
+        device: str = "mora",
+        device_id: str = "mora-micromanager",
+        version: str = "0.1.0",
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._identity = (
+            f'MediaBrowser Client="{client}", Device="{device}", '
+            f'DeviceId="{device_id}", Version="{version}"'
+        )
+        self._token: SecretStr | None = None
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+
+    async def __aenter__(self) -> JellyfinClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _authorization(self) -> str:
+        if self._token is None:
+            return self._identity
+        return f'{self._identity}, Token="{self._token.get_secret_value()}"'
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        what = f"{method} {path}"
+        content = None
+        headers = {"Authorization": self._authorization(), "Accept": "application/json"}
+        if body is not None:
+            content = body.model_dump_json(by_alias=True, exclude_none=True)
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(
+                method, path, content=content, params=params, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            # httpx's message names the URL only; no header or body goes into it.
+            raise JellyfinError(
+                f"{SERVICE} at {self.base_url} could not be reached ({what}): {type(exc).__name__}"
+            ) from None
+        if response.status_code in (401, 403):
+            raise JellyfinError(
+                f"{SERVICE} refused {what} (HTTP {response.status_code}): the admin user "
+                "name/password or the session token is wrong, or the user is not an "
+                "administrator",
+                status=response.status_code,
+            )
+        if response.is_error:
+            raise JellyfinError(
+                f"{SERVICE} failed {what} (HTTP {response.status_code})",
+                status=response.status_code,
+            )
+        return response
+
+    @staticmethod
+    def _parse(model: type[_M], response: httpx.Response, what: str) -> _M:
+        try:
+            return model.model_validate(response.json())
+        except (ValueError, ValidationError):
+            raise JellyfinError(
+                f"{SERVICE} answered {what} with a body mora does not understand "
+                f"(HTTP {response.status_code})"
+            ) from None
+
+    # ------------------------------------------------------------------ calls
+
+    async def public_info(self) -> PublicSystemInfo:
+        response = await self._request("GET", "/System/Info/Public")
+        return self._parse(PublicSystemInfo, response, "GET /System/Info/Public")
+
+    async def startup_configuration(self) -> StartupConfiguration:
+        response = await self._request("GET", "/Startup/Configuration")
+        return self._parse(StartupConfiguration, response, "GET /Startup/Configuration")
+
+    async def set_startup_configuration(self, configuration: StartupConfiguration) -> None:
+        await self._request("POST", "/Startup/Configuration", body=configuration)
+
+    async def startup_user(self) -> StartupUser:
+        """Read (and so make Jellyfin create) the first user."""
+        response = await self._request("GET", "/Startup/User")
+        return self._parse(StartupUser, response, "GET /Startup/User")
+
+    async def set_startup_user(self, name: str, password: SecretStr) -> None:
+        await self._request("POST", "/Startup/User", body=StartupUser(name=name, password=password))
+
+    async def complete_startup(self) -> None:
+        await self._request("POST", "/Startup/Complete")
+
+    async def authenticate(self, username: str, password: SecretStr) -> AuthenticationResult:
+        """Sign in; later calls carry the session token."""
+        response = await self._request(
+            "POST",
+            "/Users/AuthenticateByName",
+            body=AuthenticateByName(username=username, pw=password),
+        )
+        result = self._parse(AuthenticationResult, response, "POST /Users/AuthenticateByName")
+        self._token = result.access_token
+        return result
+
+    async def api_keys(self) -> list[AuthenticationInfo]:
+        response = await self._request("GET", "/Auth/Keys")
+        return self._parse(AuthenticationInfoQueryResult, response, "GET /Auth/Keys").items
+
+    async def create_api_key(self, app: str) -> None:
+        """Create a key for ``app``; Jellyfin answers 204 without the key (see :meth:`api_keys`)."""
+        await self._request("POST", "/Auth/Keys", params={"app": app})
+
+
+def find_key(keys: list[AuthenticationInfo], app: str) -> AuthenticationInfo | None:
+    """The oldest active key named ``app``, so every rerun settles on the same one."""
+    named = [k for k in keys if k.app_name == app and k.is_active is not False]
+    named.sort(key=lambda k: k.date_created or "")
+    return named[0] if named else None
