@@ -1,7 +1,8 @@
 """The REST API under ``/api/v1`` (plus ``/healthz``): thin routes over :class:`~.core.Manager`.
 
 Every route except ``/healthz`` and the login needs the admin session or the
-API token (see :mod:`.auth`). Validation errors are answered in FastAPI's shape
+API token (see :mod:`.auth`); with a session, writes also need the CSRF token
+(``X-CSRF-Token``, as returned by the login). Validation errors are answered in FastAPI's shape
 (``{"detail": [{"loc", "msg", "type"}]}``) but never with the submitted value, so
 a mistyped secret is not sent back.
 """
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from .auth import get_auth, require_auth
+from .auth import get_auth, require_auth, verify_csrf_unsafe
 from .core import InvalidAnswer, Manager, NoManifest, UnknownInput
 from .models import (
     AnswerAccepted,
@@ -39,8 +40,12 @@ public = APIRouter(tags=["health"])
 session = APIRouter(prefix=PREFIX, tags=["session"])
 router = APIRouter(
     prefix=PREFIX,
-    dependencies=[Depends(require_auth)],
-    responses={401: {"model": ErrorResponse, "description": "not logged in, no valid token"}},
+    # Cookie sessions must also send the CSRF token (header X-CSRF-Token) on writes.
+    dependencies=[Depends(require_auth), Depends(verify_csrf_unsafe)],
+    responses={
+        401: {"model": ErrorResponse, "description": "not logged in, no valid token"},
+        403: {"model": ErrorResponse, "description": "session without a valid CSRF token"},
+    },
 )
 
 

@@ -221,6 +221,15 @@ async def verify_csrf(request: Request) -> None:
         )
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def verify_csrf_unsafe(request: Request) -> None:
+    """Dependency for a whole router: :func:`verify_csrf` on every state-changing method."""
+    if request.method not in SAFE_METHODS:
+        await verify_csrf(request)
+
+
 def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
     """Set the double-submit cookie if :func:`csrf_token` minted one for this request."""
     token = getattr(request.state, "new_csrf_cookie", None)
