@@ -11,8 +11,10 @@ and pydantic only where a command needs the validated model (``build``,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,13 +101,33 @@ def _compile(args: argparse.Namespace) -> CompileResult:
     from mora_dsl.project import ProjectPathError
 
     try:
-        result = compile_project(args.path)
+        with _no_cyclic_gc():
+            result = compile_project(args.path)
     except ProjectPathError as err:
         raise UsageError(str(err)) from None
     output.diagnostics(result.render_diagnostics(output.use_color(args.color)))
     if result.ok and result.manifest is None:
         raise RuntimeError("the compiler reported no error but produced no manifest")
     return result
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cycle collector while compiling.
+
+    Parsing allocates hundreds of thousands of small objects (lark tokens and
+    trees, syntax nodes) and almost none of them form cycles, so each collection
+    scans a growing heap for nothing: on a 1000-service project that is about a
+    third of the wall time. Reference counting still frees memory as usual; the
+    collector is restored afterwards, so long-running callers keep it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _plural(n: int, word: str) -> str:
