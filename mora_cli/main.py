@@ -14,12 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import lang_commands, manager_commands, output
+from . import lang_commands, manager_commands, output, stack_commands
 from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from .registry import CommandRegistry, add_global_options
 
 # Each module exposes ``register(registry)``; later issues append theirs here.
-COMMAND_MODULES = (lang_commands, manager_commands)
+COMMAND_MODULES = (lang_commands, manager_commands, stack_commands)
 
 DESCRIPTION = """\
 mora turns a shareable homelab description (a folder of .mora files) into a
@@ -27,7 +27,8 @@ running Kubernetes homelab. These commands check, format and compile a project.
 """
 
 EPILOG = """\
-exit codes: 0 ok, 1 errors in the program, 2 misuse of the command, 70 a bug in mora.
+exit codes: 0 ok, 1 errors in the program (or the deployment failed), 2 misuse of the command,
+3 a tool mora needs is missing or unreachable (the pulumi CLI, a kubeconfig), 70 a bug in mora.
 Run `mora COMMAND --help` for a command's options, `mora explain CODE` for an error code.
 """
 

@@ -1,0 +1,720 @@
+"""The orchestrator commands: init, stacks, render, preview, up, destroy, secrets show.
+
+Each handler compiles the project with the same code as ``mora check``, keeps
+its own record of the stack (:mod:`mora_cli.stack_store`) and calls
+:mod:`stacks` for the real work: :func:`stacks.render.render` offline,
+:class:`stacks.automation.Workspace` for anything that needs the Pulumi engine.
+Everything heavy (pydantic, pulumi, rich, stacks) is imported inside handlers.
+
+Exit codes, on top of ``main``'s: 1 the program has errors or the engine failed,
+2 misuse (unknown param, missing value, no such stack), 3 a tool mora needs (the
+``pulumi`` CLI, a kubeconfig) is missing or unreachable. Errors from ``stacks``
+are written as one ``mora: error:`` line; they never hold a secret value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import output, stack_store
+from .errors import EXIT_FAILED, EXIT_OK, UsageError
+from .registry import CommandRegistry, add_global_options
+
+if TYPE_CHECKING:
+    from mora_dsl.manifest import Manifest, Param
+    from stacks.automation import Result, Workspace
+    from stacks.config import StackConfig
+
+    from .progress import Display
+
+#: A tool mora needs (the pulumi CLI, a kubeconfig / cluster) is missing or unreachable.
+EXIT_TOOL_MISSING = 3
+
+INSTALL_HINT = "https://www.pulumi.com/docs/install/"
+
+
+def _workspace_factory(
+    manifest: Manifest, *, backend_url: str | None = None, kubeconfig: Path | None = None
+) -> Workspace:
+    """The :class:`~stacks.automation.Workspace` the engine commands use.
+
+    A module-level hook so tests can hand in a recording stand-in for the Pulumi CLI.
+    """
+    from stacks.automation import Workspace
+
+    return Workspace(manifest, backend_url=backend_url, kubeconfig=kubeconfig)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add the orchestrator commands to the ``mora`` parser."""
+    p = registry.add(
+        "init",
+        _guard(run_init),
+        help="create or update a stack: one deployment of a project, with its own params",
+        description="Create or update a stack (one deployment of a project, e.g. one per "
+        "domain). Asks each param not given with --set (on a terminal), validates it by "
+        "type and keeps it in mora's stack record; when the Pulumi CLI is installed, also "
+        "creates the Pulumi stack and writes its config.",
+    )
+    _path_argument(p, required=True)
+    _stack_option(p, required=True)
+    _set_option(p)
+    p.add_argument("--backend", metavar="URL",
+                   help="Pulumi state backend: `local` (default: a file backend under the "
+                   "mora home, no account needed), `cloud` (your Pulumi Cloud login) or a "
+                   "backend URL (file://, s3://, https://api.pulumi.com, …)")
+    p.add_argument("--cert-manager-issuer", metavar="NAME",
+                   help="cert-manager ClusterIssuer for ingress certificates (default: "
+                   "mora's internal CA); an empty value goes back to the default")
+    p.add_argument("--storage-class", metavar="NAME",
+                   help="storage class for volumes that name none (default: the cluster's)")
+    p.add_argument("--ingress-class", metavar="NAME", help="ingress class for the Ingresses")
+    p.add_argument("--cluster-domain", metavar="DOMAIN",
+                   help="the cluster's DNS domain (default: cluster.local)")
+    p.add_argument("--render-group", metavar="GID", type=int,
+                   help="GID of the node's `render` group, for Intel GPU services")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="ask nothing: use defaults, fail on params without one")
+
+    p = registry.add(
+        "stacks",
+        _guard(run_stacks),
+        help="list the stacks mora knows (of one project, with PATH)",
+    )
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="only the stacks of this project folder")
+
+    p = registry.add(
+        "render",
+        _guard(run_render),
+        help="print the Kubernetes objects a stack would create (offline)",
+        description="Print the Kubernetes objects a stack would create, as YAML: one "
+        "multi-document stream on stdout, or one file per object with -o DIR. Offline: "
+        "needs neither the Pulumi CLI nor a cluster. Generated secrets and wizard "
+        "answers are shown as placeholders.",
+    )
+    _path_argument(p, required=True)
+    _stack_option(p, required=False,
+                  extra=" (its params and settings; without it, only --set and defaults)")
+    _set_option(p)
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="write one YAML file per object into DIR instead of stdout")
+
+    for name, blurb in (
+        ("preview", "show what `mora up` would change in the cluster"),
+        ("up", "deploy a stack to the cluster"),
+        ("destroy", "remove a stack's resources from the cluster (volumes are kept)"),
+    ):
+        p = registry.add(name, _guard(functools.partial(run_operation, name)), help=blurb)
+        _path_argument(p, required=True)
+        _stack_option(p, required=True)
+        if name == "up":
+            p.add_argument("--local", action="store_true",
+                           help="run the update from this machine (the only mode for now; "
+                           "deploying through the in-cluster manager comes later)")
+        if name == "destroy":
+            p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+            p.add_argument("--delete-volumes", action="store_true",
+                           help="also delete the volumes (claims), their data and the namespace")
+
+    p = registry.add("secrets", _secrets_without_action, help="work with a stack's generated secrets")
+    actions = p.add_subparsers(title="actions", metavar="ACTION", dest="secrets_action",
+                               parser_class=_IntermixedParser)
+    show = actions.add_parser(
+        "show",
+        help="print one generated secret in clear text (after confirmation)",
+        description="Print one generated secret (a password, a token…) of a deployed stack "
+        "in clear text, after confirmation.",
+    )
+    add_global_options(show, defaults=False)
+    show.set_defaults(handler=_guard(run_secrets_show))
+    show.add_argument("name", metavar="NAME", help="the secret's id, e.g. ldap_admin_password")
+    _stack_option(show, required=True)
+    show.add_argument("path", nargs="?", metavar="PATH",
+                      help="project folder (default: the folder `mora init` was given "
+                      "for this stack)")
+    show.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """A parser that accepts positionals after options (``show NAME --stack S PATH``).
+
+    Plain argparse gives an optional positional its (empty) match at the first
+    positional and then rejects a PATH that follows an option.
+    """
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if self._inner:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
+def _path_argument(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("path", metavar="PATH", nargs=None if required else "?",
+                        help="project folder or .mora file")
+
+
+def _stack_option(parser: argparse.ArgumentParser, *, required: bool, extra: str = "") -> None:
+    parser.add_argument("--stack", "-s", metavar="NAME", required=required,
+                        help=f"the stack's name, e.g. home{extra}")
+
+
+def _set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                        help="a param's value (repeatable), e.g. --set domain=home.example.com")
+
+
+def _secrets_without_action(args: argparse.Namespace) -> int:
+    raise UsageError("which action? `mora secrets show NAME --stack STACK`")
+
+
+# --------------------------------------------------------------------------- error handling
+
+
+class _Exit(Exception):
+    """Stop a handler with an exit code after its message was printed."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn the errors of :mod:`stacks` into one ``mora: error:`` line and an exit code."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from stacks.errors import KubeconfigMissing, PulumiNotInstalled, StackError
+
+        try:
+            return handler(args)
+        except _Exit as stop:
+            return stop.code
+        except (PulumiNotInstalled, KubeconfigMissing) as err:
+            output.error(str(err))
+            return EXIT_TOOL_MISSING
+        except (StackError, stack_store.RecordError) as err:
+            output.error(str(err))
+            return EXIT_FAILED
+
+    return run
+
+
+# --------------------------------------------------------------------------- shared steps
+
+
+def _manifest(path: str, color: str) -> Manifest:
+    """Compile ``path`` (diagnostics on stderr); errors in the program stop with exit 1."""
+    from .lang_commands import _compile
+
+    result = _compile(argparse.Namespace(path=path, color=color))
+    if not result.ok:
+        raise _Exit(EXIT_FAILED)
+    return result.validated()
+
+
+def _project_key(manifest: Manifest) -> str:
+    from stacks.naming import k8s_name
+
+    return k8s_name(manifest.project.name)
+
+
+def _home() -> Path:
+    from stacks.automation import mora_home
+
+    return mora_home()
+
+
+def _check_stack_name(name: str) -> str:
+    if not stack_store.valid_stack_name(name):
+        raise UsageError(
+            f"invalid stack name {name!r}: use letters, digits, `-`, `_` and `.`, "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _require_record(manifest: Manifest, stack: str) -> stack_store.StackRecord:
+    record = stack_store.load(_home(), _project_key(manifest), _check_stack_name(stack))
+    if record is None:
+        known = [r.stack for r, _ in stack_store.all_records(_home(), _project_key(manifest))]
+        hint = f" (its stacks: {', '.join(known)})" if known else ""
+        raise UsageError(
+            f"{manifest.project.name} has no stack {stack!r}{hint}; create it with "
+            f"`mora init PATH --stack {stack}`"
+        )
+    return record
+
+
+def _text(value: Any) -> str:
+    """A manifest value (param default, help, example) as a person reads it."""
+    import json
+
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _parse_sets(manifest: Manifest, items: list[str]) -> dict[str, Any]:
+    """``--set name=value`` options → typed values; a mistake is misuse (exit 2)."""
+    import difflib
+
+    from mora_dsl.validate import InvalidValue, parse_value
+
+    params = {p.name: p for p in manifest.params}
+    values: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--set expects PARAM=VALUE, e.g. --set domain=home.example.com "
+                             f"(got {name or item!r})")
+        if name not in params:
+            close = difflib.get_close_matches(name, list(params), n=1, cutoff=0.6)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            listing = f" (its params: {', '.join(params)})" if params else " (it has no params)"
+            raise UsageError(
+                f"--set {name}: {manifest.project.name} has no param `{name}`{hint}{listing}"
+            )
+        try:
+            values[name] = parse_value(params[name].type, text)
+        except InvalidValue as err:
+            raise UsageError(f"--set {name}: {err}") from None
+    return values
+
+
+def _missing_message(manifest: Manifest, names: list[str], how: str) -> str:
+    params = {p.name: p for p in manifest.params}
+    sets = " ".join(
+        f"--set {n}={_text(params[n].example) if params[n].example else 'VALUE'}" for n in names
+    )
+    return f"no value for {', '.join(names)}; {how} {sets}"
+
+
+def _stack_config(manifest: Manifest, params: dict[str, Any],
+                  settings: dict[str, Any]) -> StackConfig:
+    from stacks.config import StackConfig
+
+    known = {p.name for p in manifest.params}
+    return StackConfig(
+        params={k: v for k, v in params.items() if k in known},
+        **{k: v for k, v in settings.items() if k in stack_store.SETTINGS and v is not None},
+    )
+
+
+def _domain_of(manifest: Manifest, params: dict[str, Any]) -> str | None:
+    for p in manifest.params:
+        if p.type.name == "domain":
+            value = params.get(p.name, p.default if p.has_default else None)
+            return None if value is None else _text(value)
+    return None
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    try:
+        answer = input(question)
+    except EOFError:
+        sys.stderr.write("\n")
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _backend_label(backend: str | None) -> str:
+    return "local" if backend is None else backend
+
+
+# --------------------------------------------------------------------------- init
+
+
+_DEFAULT = object()
+
+
+def _ask(param: Param) -> Any:
+    """Ask one param on the terminal until the value fits its type; ``_DEFAULT`` for Enter."""
+    import getpass
+
+    from mora_dsl.validate import InvalidValue, parse_value
+
+    err = sys.stderr
+    title = param.prompt or param.name
+    what = f"{param.name}, {param.type}" if param.prompt else str(param.type)
+    err.write(f"\n{title} ({what})\n")
+    if param.help:
+        for line in _text(param.help).strip().splitlines():
+            err.write(f"  {line.strip()}\n")
+    if param.example:
+        err.write(f"  example: {_text(param.example)}\n")
+    default = f" [{_text(param.default)}]" if param.has_default else ""
+    prompt = f"  {param.name}{default}: "
+    while True:
+        try:
+            text = getpass.getpass(prompt) if param.type.name == "secret" else input(prompt)
+        except EOFError:
+            err.write("\n")
+            raise UsageError(f"no value for param `{param.name}` (input ended)") from None
+        if text.strip() == "" and param.has_default:
+            return _DEFAULT
+        try:
+            return parse_value(param.type, text)
+        except InvalidValue as problem:
+            err.write(f"  {problem}; try again\n")
+
+
+def run_init(args: argparse.Namespace) -> int:
+    stack = _check_stack_name(args.stack)
+    manifest = _manifest(args.path, args.color)
+    sets = _parse_sets(manifest, args.set)
+    home = _home()
+    project = _project_key(manifest)
+    existing = stack_store.load(home, project, stack)
+    record = existing or stack_store.StackRecord(project=project, stack=stack)
+    record.path = str(Path(args.path).resolve())
+
+    declared = {p.name for p in manifest.params}
+    dropped = sorted(set(record.params) - declared)
+    kept = [n for n in record.params if n in declared and n not in sets]
+    params = {k: v for k, v in record.params.items() if k in declared}
+    params.update(sets)
+
+    # What is left to ask: on a new stack every param not given; on an existing one,
+    # only those without a value (a default counts: --set changes it).
+    todo = [p for p in manifest.params if p.name not in params
+            and (existing is None or not p.has_default)]
+    interactive = not args.yes and _stdin_is_tty()
+    defaults: list[str] = []
+    if interactive:
+        if todo:
+            sys.stderr.write(f"Stack {stack} of {manifest.project.name}: "
+                             f"{len(todo)} param(s) to set (Enter takes the default).\n")
+        for param in todo:
+            value = _ask(param)
+            if value is _DEFAULT:
+                defaults.append(param.name)
+            else:
+                params[param.name] = value
+    else:
+        missing = [p.name for p in todo if not p.has_default]
+        if missing:
+            raise UsageError(_missing_message(
+                manifest, missing, "not asked (stdin is not a terminal); give them with"
+                if not args.yes else "give them with"))
+        defaults = [p.name for p in todo]
+
+    record.params = params
+    _apply_settings(record, args)
+    if args.backend is not None:
+        record.backend = None if args.backend in ("", "local") else args.backend
+    record.domain = _domain_of(manifest, params)
+    path = stack_store.save(home, record)
+
+    verb = "updated" if existing else "created"
+    output.info(f"{verb} stack {stack} of {manifest.project.name} ({_shown_path(path)})")
+    if sets:
+        output.info(f"  set: {', '.join(sets)}")
+    if existing and kept:
+        output.info(f"  kept: {', '.join(kept)} (change with --set NAME=VALUE)")
+    if defaults:
+        output.info(f"  defaults: {', '.join(defaults)}")
+    if dropped:
+        output.info(f"  dropped (no longer in the project): {', '.join(dropped)}")
+
+    from stacks.automation import require_pulumi
+    from stacks.errors import PulumiNotInstalled
+
+    try:
+        require_pulumi()
+    except PulumiNotInstalled:
+        output.info(
+            "note: the Pulumi CLI is not installed; `mora render` works without it, "
+            f"`mora preview` and `mora up` will need it ({INSTALL_HINT})."
+        )
+        return EXIT_OK
+    workspace = _workspace_factory(manifest, backend_url=record.backend)
+    _sync_pulumi(workspace, stack, _stack_config(manifest, record.params, record.settings))
+    output.info(f"Pulumi stack {stack} is ready (backend: {_backend_label(record.backend)})")
+    return EXIT_OK
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def _apply_settings(record: stack_store.StackRecord, args: argparse.Namespace) -> None:
+    for name in stack_store.SETTINGS:
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if value == "":
+            record.settings.pop(name, None)
+        else:
+            record.settings[name] = value
+
+
+def _sync_pulumi(workspace: Workspace, stack: str, config: StackConfig) -> None:
+    """Create/select the Pulumi stack and write ``config``, keeping what mora's record lacks.
+
+    The wizard's answers, the deploy set and rotation stamps live only in the Pulumi
+    stack, so they are read back and kept.
+    """
+    from stacks.errors import DeploymentFailed, StackError
+
+    try:
+        current = workspace.read_config(stack)
+    except DeploymentFailed:
+        raise
+    except StackError:  # no such stack yet
+        current = None
+    if current is not None:
+        config = config.model_copy(update={
+            "answers": current.answers, "deploy": current.deploy, "rotate": current.rotate,
+        })
+    workspace.write_config(stack, config, create=True)
+
+
+# --------------------------------------------------------------------------- stacks
+
+
+def run_stacks(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    project = _project_key(_manifest(args.path, args.color)) if args.path else None
+    records = stack_store.all_records(_home(), project)
+    if not records:
+        where = " for this project" if project else ""
+        output.info(f"no stacks{where} yet; create one with `mora init PATH --stack NAME`")
+        return EXIT_OK
+    rows = [("project", "stack", "domain", "backend", "last modified")]
+    for record, path in records:
+        modified = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        rows.append((record.project, record.stack, record.domain or "-",
+                     _backend_label(record.backend), modified))
+    for line in _table(rows):
+        output.out(line)
+    return EXIT_OK
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+# --------------------------------------------------------------------------- render
+
+
+def run_render(args: argparse.Namespace) -> int:
+    manifest = _manifest(args.path, args.color)
+    params: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
+    if args.stack:
+        record = _require_record(manifest, args.stack)
+        params, settings = dict(record.params), dict(record.settings)
+    params.update(_parse_sets(manifest, args.set))
+    config = _stack_config(manifest, params, settings)
+
+    from stacks.config import deploy_set, missing_params, required_inputs
+
+    missing = missing_params(manifest, config)
+    if missing:
+        how = (f"set them in the stack (`mora init {args.path} --stack {args.stack}`) or with"
+               if args.stack else "give them with")
+        raise UsageError(_missing_message(manifest, missing, how))
+
+    from stacks.render import file_name, render, to_yaml
+
+    objects = render(manifest, config)
+    if args.output:
+        _write_objects(Path(args.output), objects, file_name, to_yaml)
+    else:
+        sys.stdout.write(to_yaml(objects))
+
+    deploy = deploy_set(manifest, config)
+    output.info(f"{len(objects)} objects for {len(deploy)} of {len(manifest.services)} services")
+    waiting = [s for s in manifest.services if s.name not in deploy]
+    if waiting:
+        reasons = "; ".join(
+            f"{s.name} ({', '.join(sorted(required_inputs(manifest, s)))})" for s in waiting
+        )
+        output.info(f"not deployed yet, waiting for inputs: {reasons}")
+    return EXIT_OK
+
+
+def _write_objects(folder: Path, objects: list[dict[str, Any]],
+                   file_name: Callable[[dict[str, Any]], str],
+                   to_yaml: Callable[[list[dict[str, Any]]], str]) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = set()
+        for obj in objects:
+            name = file_name(obj)
+            (folder / name).write_text(to_yaml([obj]), encoding="utf-8")
+            written.add(name)
+    except OSError as err:
+        raise UsageError(f"cannot write to {folder}: {err.strerror or err}") from None
+    output.info(f"wrote {len(written)} files to {folder}")
+    stale = sorted(p.name for p in folder.glob("*.yaml") if p.name not in written)
+    if stale:
+        output.info(f"note: {folder} also holds files this render did not write "
+                    f"(left as they are): {', '.join(stale)}")
+
+
+# --------------------------------------------------------------------------- preview / up / destroy
+
+
+_TITLES = {"preview": "Previewing", "up": "Updating", "destroy": "Destroying"}
+
+
+def run_operation(operation: str, args: argparse.Namespace) -> int:
+    from stacks.automation import kubeconfig_path, require_pulumi
+    from stacks.errors import DeploymentFailed
+
+    require_pulumi()
+    kubeconfig = kubeconfig_path()
+    stack = _check_stack_name(args.stack)
+    manifest = _manifest(args.path, args.color)
+    record = _require_record(manifest, stack)
+    config = _stack_config(manifest, record.params, record.settings)
+
+    from stacks.config import missing_params
+
+    missing = missing_params(manifest, config)
+    if missing:
+        raise UsageError(_missing_message(
+            manifest, missing, f"the project has new params; run `mora init {args.path} "
+            f"--stack {stack}` with"))
+    if operation == "up" and not args.local:
+        output.info("note: deploying from this machine (as with --local); deploying through "
+                    "the in-cluster manager comes with a later version")
+    if operation == "destroy":
+        volumes = ("volumes, their data and the namespace are deleted too"
+                   if args.delete_volumes else "volumes and the namespace are kept")
+        question = (f"This deletes the resources of stack {stack} ({manifest.project.name}) "
+                    f"from the cluster; {volumes}. Continue? [y/N] ")
+        if not _confirm(question, args.yes):
+            output.info("nothing destroyed")
+            return EXIT_FAILED
+
+    from .progress import Display
+
+    workspace = _workspace_factory(manifest, backend_url=record.backend, kubeconfig=kubeconfig)
+    if operation in ("preview", "up"):
+        _sync_pulumi(workspace, stack, config)
+    display = Display(f"{_TITLES[operation]} {manifest.project.name} stack {stack}")
+    try:
+        with display:
+            if operation == "destroy":
+                result = workspace.destroy(stack, display, delete_volumes=args.delete_volumes)
+            else:
+                result = getattr(workspace, operation)(stack, display)
+    except DeploymentFailed as err:
+        where = f" at {', '.join(display.failed)}" if display.failed else ""
+        reason = "; ".join(part.strip().removeprefix("error:").strip()
+                           for part in str(err).split("; "))
+        output.error(f"{operation} of stack {stack} failed{where}: {reason}")
+        if display.link:
+            output.info(f"details in the Pulumi console: {display.link}")
+        return EXIT_FAILED
+    _report(operation, manifest, config, result, display, args)
+    return EXIT_OK
+
+
+def _report(operation: str, manifest: Manifest, config: StackConfig, result: Result,
+            display: Display, args: argparse.Namespace) -> None:
+    from .progress import summary, url_table
+
+    word = {"preview": "Preview", "up": "Update", "destroy": "Destroy"}[operation]
+    output.info(f"{word} done: {summary(result.changes, preview=operation == 'preview')}")
+    link = result.console_url or display.link
+    if link:
+        output.info(f"Pulumi console: {link}")
+    if operation == "destroy":
+        if not args.delete_volumes:
+            output.info("Volumes and the namespace were kept; `mora destroy --delete-volumes` "
+                        "removes them with their data.")
+        return
+    urls = result.outputs.get("urls") or {}
+    for line in url_table({str(k): str(v) for k, v in urls.items()}):
+        output.out(line)
+    deployed = result.outputs.get("deployed")
+    if operation == "up" and isinstance(deployed, list):
+        waiting = sorted({s.name for s in manifest.services} - set(deployed))
+        if waiting:
+            output.info(f"Not deployed yet (they wait for inputs): {', '.join(waiting)}")
+    if operation == "up" and urls and not config.cert_manager_issuer:
+        output.info("TLS certificates come from mora's internal CA: trust it in your browser, "
+                    "or use a cert-manager issuer (`mora init … --cert-manager-issuer NAME`).")
+
+
+# --------------------------------------------------------------------------- secrets show
+
+
+def run_secrets_show(args: argparse.Namespace) -> int:
+    from stacks.automation import require_pulumi
+
+    require_pulumi()
+    stack = _check_stack_name(args.stack)
+    path = args.path or _path_for_stack(stack)
+    manifest = _manifest(path, args.color)
+    known = [s.id for s in manifest.secrets]
+    if args.name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(args.name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        listing = f" (its secrets: {', '.join(known)})" if known else " (it has none)"
+        raise UsageError(f"{manifest.project.name} has no secret `{args.name}`{hint}{listing}")
+    record = _require_record(manifest, stack)
+    if not _confirm("This prints the secret in clear text. Continue? [y/N] ", args.yes):
+        output.info("not shown")
+        return EXIT_FAILED
+    workspace = _workspace_factory(manifest, backend_url=record.backend)
+    value = workspace.reveal_secret(stack, args.name)
+    sys.stdout.write(value + "\n")
+    return EXIT_OK
+
+
+def _path_for_stack(stack: str) -> str:
+    """The project folder of the only project that has ``stack``; else the current folder."""
+    records = [r for r in stack_store.find_by_stack(_home(), stack) if r.path]
+    if len(records) > 1:
+        projects = ", ".join(r.project for r in records)
+        raise UsageError(f"several projects have a stack {stack!r} ({projects}); give the "
+                         "project folder: `mora secrets show NAME --stack STACK PATH`")
+    if records and Path(records[0].path or ".").exists():
+        return records[0].path or "."
+    return "."
+
+
+__all__ = ["EXIT_TOOL_MISSING", "register"]

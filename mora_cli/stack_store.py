@@ -1,0 +1,147 @@
+"""mora's own record of each stack: ``$MORA_HOME/stacks/<project>/<stack>.json``.
+
+The record holds what ``mora init`` was told (params, backend, cluster settings)
+so that commands which need no engine (``mora render``, ``mora stacks``) work
+without Pulumi, and so that ``mora up`` can write the same values into the
+Pulumi stack later. Wizard answers are *not* kept here: they live in Pulumi's
+secret config (and the manager's store).
+
+Files are written atomically with mode 0600 in folders with mode 0700: params
+are not secrets, but a homelab's domain and folders are nobody else's business.
+Only the standard library is imported here (``mora stacks`` stays light).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RECORD_VERSION = 1
+#: Settings a record may hold, as :class:`stacks.config.StackConfig` fields.
+SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
+            "render_group")
+#: Pulumi's rule for stack names, which also keeps them safe as file names.
+_STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class RecordError(Exception):
+    """A record that cannot be read (damaged file); the message names the file."""
+
+
+def valid_stack_name(name: str) -> bool:
+    return bool(_STACK_NAME.match(name)) and ".." not in name
+
+
+@dataclass
+class StackRecord:
+    project: str
+    stack: str
+    #: The project folder as given to ``mora init`` (absolute), for commands without PATH.
+    path: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Pulumi backend URL; ``None`` is mora's embedded local file backend, ``"cloud"`` a login.
+    backend: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: The value of the project's domain param, for listings.
+    domain: str | None = None
+    created: str = ""
+    updated: str = ""
+    version: int = RECORD_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> StackRecord:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def stacks_root(home: Path) -> Path:
+    return home / "stacks"
+
+
+def record_path(home: Path, project: str, stack: str) -> Path:
+    return stacks_root(home) / project / f"{stack}.json"
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) with mode 0700."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+        d.chmod(0o700)  # mkdir's mode is filtered by the umask
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
+def now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def save(home: Path, record: StackRecord) -> Path:
+    """Write ``record`` atomically (0600); sets ``created``/``updated``."""
+    path = record_path(home, record.project, record.stack)
+    _private_dir(stacks_root(home))
+    _private_dir(path.parent)
+    record.updated = now()
+    record.created = record.created or record.updated
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(record.to_json())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(home: Path, project: str, stack: str) -> StackRecord | None:
+    path = record_path(home, project, stack)
+    if not path.is_file():
+        return None
+    return _read(path)
+
+
+def _read(path: Path) -> StackRecord:
+    try:
+        return StackRecord.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError) as err:
+        raise RecordError(f"cannot read the stack record {path}: {err}") from None
+
+
+def all_records(home: Path, project: str | None = None) -> list[tuple[StackRecord, Path]]:
+    """Every readable record (of ``project``, if given), sorted by project then stack.
+
+    Damaged files are skipped here; :func:`load` reports them when a command needs one.
+    """
+    root = stacks_root(home)
+    folders = [root / project] if project else sorted(p for p in root.glob("*") if p.is_dir())
+    found = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            try:
+                found.append((_read(path), path))
+            except RecordError:
+                continue
+    return sorted(found, key=lambda rp: (rp[0].project, rp[0].stack))
+
+
+def find_by_stack(home: Path, stack: str) -> list[StackRecord]:
+    """The records named ``stack`` across projects (``mora secrets show`` without PATH)."""
+    return [r for r, _ in all_records(home) if r.stack == stack]
