@@ -117,11 +117,11 @@ def _shape(node: object) -> object:
     ``raw`` is left out because ``\"\"\"`` strings are re-indented; their dedented
     ``parts`` (and so their values) must stay equal.
     """
+    if isinstance(node, ast.Span):
+        return None
     if isinstance(node, list):
         return [_shape(n) for n in node]
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        if isinstance(node, ast.Span):
-            return None
         return (
             type(node).__name__,
             tuple(
