@@ -85,4 +85,8 @@ def _include_web(app: FastAPI) -> None:
         if err.name != "manager_app.web":
             raise
         return
-    app.include_router(web.router)
+    router = getattr(web, "router", None)
+    if router is None:  # the package exists but does not offer pages (yet)
+        log.warning("manager_app.web has no `router`; the wizard pages are not served")
+        return
+    app.include_router(router)
