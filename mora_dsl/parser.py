@@ -8,6 +8,7 @@ with the expected tokens named the way a user writes them.
 
 from __future__ import annotations
 
+import bisect
 import re
 from functools import cache
 from pathlib import Path
@@ -474,73 +475,71 @@ def parse_template(file: str, text: str) -> tuple[ast.TemplateFile, list[Diagnos
         ]
 
 
+_CODE_STOPS = re.compile(r'#|"""|"|[{}]')
+_STRING_STOPS = re.compile(r'\\.|\$\$\{|\$\{|"""|"|\n', re.S)
+
+
 def _scan(file: str, text: str) -> tuple[list[ast.Comment], Diagnostic | None]:
     """Find ``#`` comments and the first string that is not closed.
 
     lark ignores whitespace in every lexer state, so a short string that runs past
     the end of its line would otherwise be glued to the next line silently; this
-    scan reports it where the string opens.
+    scan reports it where the string opens. It jumps from one significant
+    character to the next with a regex and works out line and column only for
+    what it reports.
     """
+    newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def where(pos: int) -> tuple[int, int]:
+        line = bisect.bisect_left(newlines, pos)
+        start = newlines[line - 1] + 1 if line else 0
+        return line + 1, pos - start + 1
+
     out: list[ast.Comment] = []
-    i, n, line, col = 0, len(text), 1, 1
+    i, n = 0, len(text)
     in_str: str | None = None  # '"' or '"""'
-    opened = (1, 1)
+    opened = 0
     depth: list[tuple[str, int]] = []  # strings we are interpolating inside, brace depth
     braces = 0
     while i < n:
-        ch = text[i]
         if in_str is None:
-            if ch == "#":
+            m = _CODE_STOPS.search(text, i)
+            if m is None:
+                break
+            tok, i = m.group(), m.start()
+            if tok == "#":
                 j = text.find("\n", i)
                 j = n if j < 0 else j
+                line, col = where(i)
                 out.append(ast.Comment(text[i:j].rstrip(), ast.Span(file, line, col, line, col + j - i)))
-                col += j - i
                 i = j
                 continue
-            if text.startswith('"""', i):
-                in_str, opened = '"""', (line, col)
-                i += 3
-                col += 3
-                continue
-            if ch == '"':
-                in_str, opened = '"', (line, col)
-            elif ch == "{":
+            if tok in ('"""', '"'):
+                in_str, opened = tok, i
+            elif tok == "{":
                 braces += 1
-            elif ch == "}":
-                if depth and braces == depth[-1][1]:
-                    in_str = depth.pop()[0]
-                else:
-                    braces -= 1
-        else:
-            if ch == "\\":
-                i += 2
-                col += 2
-                continue
-            if text.startswith("$${", i):
-                i += 3
-                col += 3
-                continue
-            if text.startswith("${", i):
-                depth.append((in_str, braces))
-                in_str = None
-                i += 2
-                col += 2
-                continue
-            if text.startswith(in_str, i):
-                i += len(in_str)
-                col += len(in_str)
-                in_str = None
-                continue
-            if ch == "\n" and in_str == '"':
-                return out, _unclosed(file, opened, line, col)
-        if ch == "\n":
-            line += 1
-            col = 1
-        else:
-            col += 1
-        i += 1
+            elif depth and braces == depth[-1][1]:
+                in_str = depth.pop()[0]
+            else:
+                braces -= 1
+            i += len(tok)
+            continue
+        m = _STRING_STOPS.search(text, i)
+        if m is None:
+            break
+        tok, i = m.group(), m.start()
+        if tok == "${":
+            depth.append((in_str, braces))
+            in_str = None
+        elif tok == in_str or (tok == '"""' and in_str == '"'):
+            if tok != in_str:  # `""` closes a short string; the third quote opens another
+                tok = '"'
+            in_str = None
+        elif tok == "\n" and in_str == '"':
+            return out, _unclosed(file, where(opened), *where(i))
+        i += len(tok)
     if in_str is not None:
-        return out, _unclosed(file, opened, line, col, at_eof=True)
+        return out, _unclosed(file, where(opened), *where(n), at_eof=True)
     return out, None
 
 
