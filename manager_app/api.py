@@ -15,6 +15,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from mora_dsl.manifest import Input
+
 from .auth import get_auth, require_auth, verify_csrf_unsafe
 from .core import InvalidAnswer, Manager, NoManifest, UnknownInput
 from .models import (
@@ -137,7 +139,7 @@ def confirm_removal(service: str, manager: ManagerDep) -> RemovalConfirmed:
 # --------------------------------------------------------------------------- answers
 
 
-def _input_or_404(manager: Manager, input_id: str):  # type: ignore[no-untyped-def]
+def _input_or_404(manager: Manager, input_id: str) -> Input:
     try:
         return manager.input(input_id)
     except (NoManifest, UnknownInput) as err:

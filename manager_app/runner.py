@@ -23,13 +23,19 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
+
+from mora_dsl.manifest import Manifest
 
 from . import planner
 from .core import Manager, NoManifest
 from .deployers import Deployer, DeployError, TransientDeployError
 from .store import UpdateRecord
+
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
 
 log = logging.getLogger("mora.manager.runner")
 
@@ -167,7 +173,9 @@ class Runner:
         log.info("update %s succeeded", update.id)
         self._follow_up(plan)
 
-    async def _attempts(self, update: UpdateRecord, manifest, config) -> str | None:  # type: ignore[no-untyped-def]
+    async def _attempts(
+        self, update: UpdateRecord, manifest: Manifest, config: StackConfig
+    ) -> str | None:
         """Run the deployer (refresh first when resuming); retry transient failures."""
         attempts = max(1, self.settings.transient_attempts)
         for attempt in range(1, attempts + 1):
