@@ -82,8 +82,10 @@ class ManagerClient:
         return await self._call("POST", c.PATH_REGISTER, c.RegistrationAccepted,
                                 body=registration, forever=True)
 
-    async def read_config(self) -> c.ConfigResponse:
-        return await self._call("GET", c.PATH_CONFIG, c.ConfigResponse)
+    async def read_config(self, keys: Sequence[str] | None = None) -> c.ConfigResponse:
+        """The service's scoped config; ``keys`` asks for just those ref keys."""
+        params = [("key", k) for k in keys] if keys is not None else None
+        return await self._call("GET", c.PATH_CONFIG, c.ConfigResponse, params=params)
 
     async def report(
         self, values: Mapping[str, JsonValue], *, idempotency_key: str | None = None
@@ -115,6 +117,7 @@ class ManagerClient:
         *,
         body: BaseModel | None = None,
         headers: dict[str, str] | None = None,
+        params: list[tuple[str, str]] | None = None,
         forever: bool = False,
     ) -> M:
         path = path_template.format(service=self.service)
@@ -125,7 +128,9 @@ class ManagerClient:
         while True:
             retry_after: float | None = None
             try:
-                response = await self._http.request(method, path, json=payload, headers=all_headers)
+                response = await self._http.request(
+                    method, path, json=payload, headers=all_headers, params=params
+                )
             except httpx.TransportError as err:  # refused, reset, timed out: the manager restarts
                 problem = f"{type(err).__name__}"
             else:

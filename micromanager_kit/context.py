@@ -76,6 +76,8 @@ class HookContext:
         config: ServiceConfig,
         values: Mapping[str, Any] | None = None,
         logger: logging.Logger | None = None,
+        service_host: str | None = None,
+        service_ports: Mapping[str, int] | None = None,
     ) -> None:
         self.micromanager = micromanager
         self.hook = hook
@@ -89,6 +91,8 @@ class HookContext:
         self.input_requests: dict[str, InputRequest] = {}
         self.changes: list[str] = []
         self._extra_secrets: list[str] = []
+        self._service_host = service_host
+        self._service_ports = dict(service_ports or {})
 
     # ------------------------------------------------------------------ reading
 
@@ -145,7 +149,21 @@ class HookContext:
             return default  # type: ignore[no-any-return]
         raise NotReady(f"environment variable {name} of {self.service} is not known yet")
 
+    @property
+    def host(self) -> str:
+        """Where the service answers: the sidecar's override, else its in-cluster host name.
+
+        The override (``mora micromanager run --service-host``) is for a sidecar
+        in the service's pod (``127.0.0.1``) and for tests.
+        """
+        if self._service_host:
+            return self._service_host
+        return str(self.value(f"service:{self.service}.host", "127.0.0.1"))
+
     def port(self, name: str, default: int | None = None) -> int:
+        """The service's port ``name`` (``--service-port NAME=PORT`` overrides the manifest)."""
+        if name in self._service_ports:
+            return self._service_ports[name]
         if name in self.config.ports:
             return self.config.ports[name]
         if default is not None:

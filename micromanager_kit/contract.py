@@ -29,12 +29,13 @@ with ``409`` and code ``contract_version``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue, field_validator
 
 from mora_dsl.manifest import Manifest, Ref, Service, TypeName, TypeSpec
-from mora_dsl.values import refs
+from mora_dsl.values import EvaluationError, evaluate, refs, to_text
 
 CONTRACT_VERSION = 1
 
@@ -44,7 +45,8 @@ CONTRACT_VERSION = 1
 # name from the manifest; a token for another service gets 403.
 API_PREFIX = "/api/v1"
 PATH_REGISTER = API_PREFIX + "/micromanagers/{service}/register"  # POST Registration
-PATH_CONFIG = API_PREFIX + "/micromanagers/{service}/config"  # GET → ConfigResponse
+# GET → ConfigResponse; ``?key=REF`` (repeatable) asks for just those keys (403 if out of scope)
+PATH_CONFIG = API_PREFIX + "/micromanagers/{service}/config"
 PATH_REPORT = API_PREFIX + "/micromanagers/{service}/reports"  # POST Report
 PATH_INPUT_REQUESTS = API_PREFIX + "/micromanagers/{service}/input-requests"  # POST InputRequests
 
@@ -410,3 +412,55 @@ def type_spec(type: TypeSpec | TypeName | str) -> TypeSpec:
     if isinstance(type, TypeSpec):
         return type
     return TypeSpec.model_validate({"name": type})
+
+
+def is_secret_key(manifest: Manifest, key: str) -> bool:
+    """Whether the value under ``key`` is secret: a generated secret or a ``secret``-typed input."""
+    kind, _, path = key.partition(":")
+    if kind == "secret":
+        return True
+    if kind == "input":
+        try:
+            return manifest.input(path.split("#", 1)[0]).type.name == "secret"
+        except KeyError:
+            return False  # an input a micromanager requested: its request says
+    return False
+
+
+def scoped_config(
+    manifest: Manifest,
+    service: str,
+    known: Mapping[str, JsonValue],
+    *,
+    extra_secret_keys: Iterable[str] = (),
+    keys: Iterable[str] | None = None,
+) -> ConfigResponse:
+    """The :class:`ConfigResponse` for ``service`` out of every value the manager knows.
+
+    ``known`` maps ref keys to values (params, generated secrets, answers,
+    addresses). Only keys in the service's scope are included; ``keys``
+    narrows the answer further (the caller checks they are in scope first).
+    ``extra_secret_keys`` marks requested inputs whose request said ``secret``.
+    """
+    svc = manifest.service(service)
+    wanted = refs_of_service(manifest, service)
+    wanted |= {k for k in known if k.startswith(f"input:{service}.")}
+    if keys is not None:
+        wanted = set(keys)
+    extra = set(extra_secret_keys)
+    values = {k: known[k] for k in sorted(wanted) if k in known}
+    environment: dict[str, str] = {}
+    for name, value in svc.environment.items():
+        try:
+            environment[name] = to_text(evaluate(value, lambda r: known[ref_key(r)]))
+        except (KeyError, EvaluationError):
+            continue  # a reference not known yet: the variable is left out
+    return ConfigResponse(
+        service=service,
+        micromanager=svc.micromanager,
+        values=values,
+        secret_keys=sorted(k for k in values if is_secret_key(manifest, k) or k in extra),
+        missing=sorted(k for k in wanted if k not in known),
+        environment=environment,
+        ports={p.name: p.port for p in svc.ports},
+    )

@@ -174,6 +174,8 @@ class Micromanager:
         hook_token: str | None = None,
         advertise_url: str | None = None,
         reregister_every: float = 300.0,
+        service_host: str | None = None,
+        service_ports: dict[str, int] | None = None,
     ) -> FastAPI:
         """The sidecar's FastAPI app: ``/healthz``, ``/hooks/*``, OpenAPI at ``/docs``.
 
@@ -181,7 +183,9 @@ class Micromanager:
         at start (retrying in the background until the manager answers) and
         again every ``reregister_every`` seconds, so a manager that lost its
         state learns about the sidecar again. ``hook_token`` (when set) is
-        required on every ``/hooks`` call.
+        required on every ``/hooks`` call. ``service_host`` / ``service_ports``
+        say where the service answers when that is not its in-cluster address
+        (a sidecar in the service's pod, a test); see :attr:`HookContext.host`.
         """
         from .server import build_app
 
@@ -192,4 +196,6 @@ class Micromanager:
             hook_token=hook_token,
             advertise_url=advertise_url,
             reregister_every=reregister_every,
+            service_host=service_host,
+            service_ports=service_ports,
         )

@@ -72,8 +72,12 @@ class SidecarState:
         service: str | None,
         client: ManagerClient | None,
         hook_token: str | None,
+        service_host: str | None = None,
+        service_ports: dict[str, int] | None = None,
     ) -> None:
         self.mm = mm
+        self.service_host = service_host
+        self.service_ports = dict(service_ports or {})
         self.service = service
         self.client = client
         self.hook_token = hook_token
@@ -144,7 +148,10 @@ async def run_hook(
     """Run one hook around its context; raises :class:`_Failure` with the error to answer."""
     _check_call(state, call, hook)
     config = await state.config_for(call, hook)
-    ctx = HookContext(micromanager=state.mm.name, hook=hook, call=call, config=config, values=values)
+    ctx = HookContext(
+        micromanager=state.mm.name, hook=hook, call=call, config=config, values=values,
+        service_host=state.service_host, service_ports=state.service_ports,
+    )
     for secret in secrets:  # an action's secret fields: masked in its error messages
         ctx.add_secret(secret)
     failure: _Failure | None = None
@@ -228,9 +235,12 @@ def build_app(
     hook_token: str | None,
     advertise_url: str | None,
     reregister_every: float,
+    service_host: str | None = None,
+    service_ports: dict[str, int] | None = None,
 ) -> FastAPI:
     """See :meth:`Micromanager.app`."""
-    state = SidecarState(mm, service=service, client=client, hook_token=hook_token)
+    state = SidecarState(mm, service=service, client=client, hook_token=hook_token,
+                         service_host=service_host, service_ports=service_ports)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
