@@ -5,8 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-# Debian packages the tests and benchmarks need (later: chromium, slapd, ...).
-DEBIAN_PACKAGES = docker-compose
+# Debian packages the tests and benchmarks need (later: chromium, ...).
+# slapd, ldap-utils: the ldap micromanager's tests run a real slapd on loopback;
+# qbittorrent-nox: the qbittorrent micromanager's tests run the real Web UI.
+DEBIAN_PACKAGES = docker-compose slapd ldap-utils qbittorrent-nox chromium
 
 # Use sudo only when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo 2>/dev/null)
@@ -28,6 +30,9 @@ system-deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
+		if echo "$$missing" | grep -qw slapd; then \
+			echo "slapd slapd/no_configuration boolean true" | $(SUDO) debconf-set-selections; \
+		fi; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
@@ -39,10 +44,16 @@ test: venv system-deps
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# The media-server example, checked, built, and served by the manager in dry-run
+# (no cluster needed): open http://127.0.0.1:8080 and log in with the password it prints.
+DEMO_PARAMS = --set domain=home.example.com --set media_path=/srv/media
+
 demo: venv
-	$(VENV)/bin/mora check examples/media-server && \
-	$(VENV)/bin/mora build examples/media-server -o build/media-server.manifest.json && \
+	$(VENV)/bin/mora check examples/media-server
+	$(VENV)/bin/mora build examples/media-server -o build/media-server.manifest.json
 	$(VENV)/bin/mora graph examples/media-server
+	$(VENV)/bin/mora manager serve examples/media-server --dry-run $(DEMO_PARAMS) \
+		--host 127.0.0.1 --port 8080 --data build/demo-manager
 
 bench: venv system-deps
 	$(PY) benchmarks/compile.py
