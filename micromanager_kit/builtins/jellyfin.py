@@ -77,9 +77,20 @@ def admin_credentials(ctx: HookContext, service: str | None = None) -> AdminCred
     )
 
 
-def service_url(ctx: HookContext, service: str | None = None) -> str:
-    """The in-cluster URL of ``service`` (this one by default)."""
-    return str(ctx.value(f"service:{service or ctx.service}.internal_url"))
+def own_url(ctx: HookContext, port: str = "http") -> str:
+    """Where this sidecar reaches its own service.
+
+    ``ctx.host``/``ctx.port`` rather than the manifest's ``internal_url``, so a
+    sidecar in the service's pod (``--service-host 127.0.0.1``) and a test
+    reach it where it really answers. Port ``port``, else the first one.
+    """
+    try:
+        number = ctx.port(port)
+    except NotReady:
+        if not ctx.config.ports:
+            raise
+        number = ctx.port(next(iter(ctx.config.ports)))
+    return f"http://{ctx.host}:{number}"
 
 
 async def ensure_startup_completed(
@@ -119,7 +130,7 @@ async def bootstrap(ctx: HookContext) -> None:
     """Complete the startup wizard, create (or find) mora's API key, report it."""
     admin = admin_credentials(ctx)
     ctx.add_secret(admin.password.get_secret_value())
-    async with JellyfinClient(service_url(ctx)) as client:
+    async with JellyfinClient(own_url(ctx)) as client:
         try:
             completed_now = await ensure_startup_completed(client, admin, ctx)
             try:
@@ -145,7 +156,7 @@ async def bootstrap(ctx: HookContext) -> None:
 @mm.health
 async def healthy(ctx: HookContext) -> bool:
     """Jellyfin answers its public system info."""
-    async with JellyfinClient(service_url(ctx)) as client:
+    async with JellyfinClient(own_url(ctx)) as client:
         try:
             await client.public_info()
         except JellyfinError:

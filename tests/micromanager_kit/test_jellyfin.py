@@ -214,6 +214,8 @@ def make_ctx(
             f"service:{service}.internal_url": URL,
             f"secret:{service}.admin_password": PASSWORD,
         }
+    # the service's own address, as the manager resolves it for the jellyfin service
+    values = {f"service:{service}.host": "jellyfin.media.svc", **values}
     if secret_keys is None:
         secret_keys = [k for k in values if k.startswith("secret:")]
     response = ConfigResponse(
@@ -222,6 +224,7 @@ def make_ctx(
         values=values,
         secret_keys=secret_keys,
         missing=missing or [],
+        ports={"http": 8096},
     )
     return HookContext(
         micromanager="jellyfin",
