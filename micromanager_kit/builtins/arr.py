@@ -49,6 +49,7 @@ from .arr_api import (
     prowlarr_application,
     qbittorrent_download_client,
 )
+from .jellyfin import own_url
 
 mm = Micromanager("arr")
 
@@ -66,10 +67,12 @@ _KINDS: tuple[ArrKind, ...] = ("sonarr", "radarr", "prowlarr")
 
 @dataclass(frozen=True)
 class App:
-    """One *arr app as this sidecar reaches it."""
+    """One *arr app: where this sidecar reaches it (``url``), where its peers do
+    (``address``, its in-cluster URL), and its key."""
 
     kind: ArrKind
     url: str
+    address: str
     api_key: SecretStr
 
 
@@ -109,9 +112,10 @@ def _known(ctx: HookContext, key: str) -> bool:
 
 
 def own_app(ctx: HookContext) -> App:
+    """This service's app; reached via ``ctx.host``/``ctx.port`` (see :func:`.jellyfin.own_url`)."""
     kind = app_kind(ctx)
-    url = ctx.value(f"service:{ctx.service}.internal_url")
-    return App(kind, str(url), SecretStr(ctx.secret("api_key")))
+    address = str(ctx.value(f"service:{ctx.service}.internal_url"))
+    return App(kind, own_url(ctx), address, SecretStr(ctx.secret("api_key")))
 
 
 def prowlarr_app(ctx: HookContext) -> App | None:
@@ -126,7 +130,8 @@ def prowlarr_app(ctx: HookContext) -> App | None:
             hint=f"reference both {PROWLARR}.internal_url and {PROWLARR}.api_key",
             retryable=False,
         )
-    return App("prowlarr", str(ctx.config[url_key]), SecretStr(str(ctx.config[key_key])))
+    url = str(ctx.config[url_key])
+    return App("prowlarr", url, url, SecretStr(str(ctx.config[key_key])))
 
 
 def qbittorrent(ctx: HookContext) -> QBittorrent | None:
@@ -170,13 +175,13 @@ async def ensure_registered_in_prowlarr(
     prowlarr: ArrClient, app: App, prowlarr_url: str, ctx: HookContext
 ) -> None:
     kind = cast(Literal["sonarr", "radarr"], app.kind)
-    if find_application(await prowlarr.applications(), kind, app.url) is not None:
+    if find_application(await prowlarr.applications(), kind, app.address) is not None:
         return
     body = prowlarr_application(
         await prowlarr.application_schema(),
         app=kind,
         prowlarr_url=prowlarr_url,
-        base_url=app.url,
+        base_url=app.address,
         api_key=app.api_key,
     )
     await prowlarr.add_application(body)
@@ -230,7 +235,7 @@ async def bootstrap(ctx: HookContext) -> str:
             else:
                 async with ArrClient("prowlarr", prowlarr.url, prowlarr.api_key) as pc:
                     await check_key(pc)
-                    await ensure_registered_in_prowlarr(pc, app, prowlarr.url, ctx)
+                    await ensure_registered_in_prowlarr(pc, app, prowlarr.address, ctx)
             if qbt is None:
                 skipped.append(f"{QBITTORRENT} (not referenced)")
             else:

@@ -250,6 +250,7 @@ def apps() -> Iterator[dict[str, ArrDouble]]:
 def config_for(service: str, *, peers: bool = True) -> dict[str, Any]:
     """The scoped config the manager gives the service's sidecar."""
     values: dict[str, Any] = {
+        f"service:{service}.host": f"{service}.media.svc",
         f"service:{service}.internal_url": URLS[service],
         f"secret:{service}.api_key": KEYS[service],
     }
@@ -271,13 +272,14 @@ def make_ctx(
     environment: dict[str, str] | None = None,
 ) -> HookContext:
     values = config_for(service) if values is None else values
-    kind = next((k for k in KEYS if k in service), service)
+    kind = next((k for k in KEYS if k in service), "sonarr")
     response = ConfigResponse(
         service=service,
         micromanager="arr",
         values=values,
         secret_keys=[k for k in values if k.startswith("secret:")],
         missing=missing or [],
+        ports={"http": int(URLS[kind].rsplit(":", 1)[1])},
         environment=environment
         if environment is not None
         else {f"{kind.upper()}__AUTH__APIKEY": KEYS.get(kind, ""), "TZ": "Etc/UTC"},
@@ -444,6 +446,7 @@ def test_qbittorrent_needs_exactly_one_password_secret(apps: dict[str, ArrDouble
 
 def test_the_kind_comes_from_the_api_key_variable(apps: dict[str, ArrDouble]) -> None:
     values = {
+        "service:series.host": "sonarr.media.svc",
         "service:series.internal_url": URLS["sonarr"],
         "secret:series.api_key": KEYS["sonarr"],
     }
