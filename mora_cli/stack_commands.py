@@ -71,6 +71,9 @@ def register(registry: CommandRegistry) -> None:
                    help="Pulumi state backend: `local` (default: a file backend under the "
                    "mora home, no account needed), `cloud` (your Pulumi Cloud login) or a "
                    "backend URL (file://, s3://, https://api.pulumi.com, …)")
+    p.add_argument("--kubeconfig", metavar="FILE",
+                   help="the kubeconfig of this stack's cluster (default: $KUBECONFIG, "
+                   "else ~/.kube/config); an empty value goes back to the default")
     p.add_argument("--cert-manager-issuer", metavar="NAME",
                    help="cert-manager ClusterIssuer for ingress certificates (default: "
                    "mora's internal CA); an empty value goes back to the default")
@@ -422,6 +425,9 @@ def run_init(args: argparse.Namespace) -> int:
     _apply_settings(record, args)
     if args.backend is not None:
         record.backend = None if args.backend in ("", "local") else args.backend
+    if args.kubeconfig is not None:
+        record.kubeconfig = str(Path(args.kubeconfig).expanduser().resolve()) if args.kubeconfig \
+            else None
     record.domain = _domain_of(manifest, params)
     path = stack_store.save(home, record)
 
@@ -606,10 +612,10 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
     from stacks.errors import DeploymentFailed
 
     require_pulumi()
-    kubeconfig = kubeconfig_path()
     stack = _check_stack_name(args.stack)
     manifest = _manifest(args.path, args.color)
     record = _require_record(manifest, stack)
+    kubeconfig = _kubeconfig(record, kubeconfig_path)
     config = _stack_config(manifest, record.params, record.settings)
 
     from stacks.config import missing_params
@@ -653,6 +659,21 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     _report(operation, manifest, config, result, display, args)
     return EXIT_OK
+
+
+def _kubeconfig(record: stack_store.StackRecord, default: Callable[[], Path]) -> Path:
+    """The stack's own kubeconfig when ``mora init --kubeconfig`` gave one, else the default."""
+    from stacks.errors import KubeconfigMissing
+
+    if record.kubeconfig is None:
+        return default()
+    path = Path(record.kubeconfig)
+    if not path.is_file():
+        raise KubeconfigMissing(
+            f"the kubeconfig of stack {record.stack} ({path}) does not exist; point the stack "
+            f"at another with `mora init PATH --stack {record.stack} --kubeconfig FILE`"
+        )
+    return path
 
 
 def _report(operation: str, manifest: Manifest, config: StackConfig, result: Result,

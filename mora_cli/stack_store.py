@@ -48,6 +48,8 @@ class StackRecord:
     #: Pulumi backend URL; ``None`` is mora's embedded local file backend, ``"cloud"`` a login.
     backend: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: The kubeconfig of this stack's cluster; ``None``: ``$KUBECONFIG`` or ``~/.kube/config``.
+    kubeconfig: str | None = None
     #: The value of the project's domain param, for listings.
     domain: str | None = None
     created: str = ""

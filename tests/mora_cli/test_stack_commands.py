@@ -341,13 +341,22 @@ def test_engine_commands_without_pulumi_exit_3_with_one_sentence(argv, capsys) -
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
 
 
-def test_missing_kubeconfig_exits_3(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **kw: "/usr/bin/" + name)
+def test_missing_kubeconfig_exits_3(tmp_path, engine, monkeypatch, capsys) -> None:
+    cli = engine()
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert main(["up", MEDIA, "--stack", "home"]) == 3
+    assert main(["init", MINIMAL, "--stack", "home", "--set", "domain=hello.example.org"]) == 0
+    capsys.readouterr()
+    assert main(["up", MINIMAL, "--stack", "home"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("mora: error: No kubeconfig found") and err.count("\n") == 1
+    # A stack can name its own cluster's kubeconfig.
+    assert main(["init", MINIMAL, "--stack", "home", "--kubeconfig", str(tmp_path / "k.yaml")]) == 0
+    capsys.readouterr()
+    assert main(["preview", MINIMAL, "--stack", "home"]) == 3
+    err = capsys.readouterr().err
+    assert f"the kubeconfig of stack home ({tmp_path / 'k.yaml'}) does not exist" in err
+    assert not cli.named("up") and not cli.named("preview")
 
 
 # --------------------------------------------------------------------------- a recording Pulumi
@@ -486,6 +495,18 @@ def test_up_writes_config_keeps_answers_runs_and_prints_urls(home, engine, capsy
     assert "Update done: 3 created, 0 updated, 0 deleted, 0 unchanged" in captured.err
     assert "internal CA" in captured.err
     assert ANSWER not in captured.out + captured.err
+
+
+def test_a_stack_uses_its_own_kubeconfig(tmp_path, home, engine, capsys) -> None:
+    friend = tmp_path / "friend.yaml"
+    friend.write_text("apiVersion: v1\nkind: Config\n")
+    cli = engine()
+    assert main(["init", MINIMAL, "--stack", "friend", "--set", "domain=friend.example.org",
+                 "--kubeconfig", str(friend)]) == 0
+    assert _record(home, "hello", "friend")["kubeconfig"] == str(friend)
+    assert main(["up", MINIMAL, "--stack", "friend", "--local"]) == 0
+    assert cli.workspaces[-1]["kubeconfig"] == friend
+    assert cli.envs[-1]["KUBECONFIG"] == str(friend)
 
 
 def test_preview_with_a_cloud_backend(home, engine, capsys) -> None:
