@@ -15,6 +15,7 @@ import copy
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +25,11 @@ import respx
 from micromanager_kit.builtins import arr
 from micromanager_kit.builtins.arr_api import ArrError, Provider, qbittorrent_download_client
 from micromanager_kit.context import HookContext, ServiceConfig
-from micromanager_kit.contract import ConfigResponse, HookCall
+from micromanager_kit.contract import ConfigResponse, HookCall, HookResult
 from micromanager_kit.errors import HookError, NotReady
+from micromanager_kit.testing import Harness, HookFailed
+from mora_dsl import compile_project
+from mora_dsl.manifest import Manifest
 
 URLS = {
     "sonarr": "http://sonarr.media.svc:8989",
@@ -485,3 +489,92 @@ def test_provider_reprs_hide_field_values() -> None:
         {"implementation": "Sonarr", "fields": [{"name": "apiKey", "value": KEYS["sonarr"]}]}
     )
     assert KEYS["sonarr"] not in repr(provider)
+
+
+# ---------------------------------------------------------------------- through the kit
+
+PROJECT = """\
+project "media" { namespace = "media" }
+
+service qbittorrent {
+  image     = "lscr.io/linuxserver/qbittorrent:5.0.4"
+  port http = 8080
+  secret webui_password = password(length = 24)
+}
+
+template arr(kind: string, port: int) {
+  image        = "lscr.io/linuxserver/${kind}:latest"
+  port http    = port
+  micromanager = "arr"
+  secret api_key = token(bytes = 16, encoding = "hex")
+  environment = { "${upper(kind)}__AUTH__APIKEY" = api_key }
+}
+
+service prowlarr = arr(kind = "prowlarr", port = 9696) {}
+service sonarr = arr(kind = "sonarr", port = 8989) {
+  environment = {
+    SONARR__AUTH__APIKEY      = api_key
+    MORA_PROWLARR_URL         = prowlarr.internal_url
+    MORA_PROWLARR_API_KEY     = prowlarr.api_key
+    MORA_QBITTORRENT_URL      = qbittorrent.internal_url
+    MORA_QBITTORRENT_PASSWORD = qbittorrent.webui_password
+  }
+}
+"""
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Manifest:
+    (tmp_path / "main.mora").write_text(PROJECT)
+    return compile_project(tmp_path).validated()
+
+
+def known_values() -> dict[str, Any]:
+    """What the manager knows: every generated secret and every address."""
+    known: dict[str, Any] = {"secret:qbittorrent.webui_password": QBT_PASSWORD}
+    for service, url in URLS.items():
+        known[f"service:{service}.internal_url"] = url
+        known[f"service:{service}.host"] = f"{service}.media.svc"
+    for service, key in KEYS.items():
+        known[f"secret:{service}.api_key"] = key
+    return known
+
+
+def test_through_the_sidecar_sonarr_reads_only_what_it_references(
+    apps: dict[str, ArrDouble], manifest: Manifest
+) -> None:
+    """The stand-in scopes the config like the manager: Sonarr's entry references its peers."""
+
+    async def scenario() -> tuple[HookResult, HookResult]:
+        async with Harness(arr.mm, manifest, "prowlarr", known_values()) as h:
+            prowlarr = await h.hook("after_start")
+        async with Harness(arr.mm, manifest, "sonarr", known_values()) as h:
+            sonarr = await h.hook("after_start")
+            assert "secret:radarr.api_key" not in h.manager.config_for("sonarr").values
+        return prowlarr, sonarr
+
+    prowlarr, sonarr = asyncio.run(scenario())
+    assert prowlarr.message == "Prowlarr accepts its key"
+    assert sonarr.message == "Sonarr is set up"
+    assert sonarr.reported == []
+    assert [a["implementation"] for a in apps["prowlarr"].providers] == ["Sonarr"]
+    assert field(apps["sonarr"].providers[0], "password") == QBT_PASSWORD
+
+
+def test_through_the_sidecar_a_wrong_key_is_an_error_body_without_it(
+    apps: dict[str, ArrDouble], manifest: Manifest, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "e" * 32
+
+    async def scenario() -> None:
+        async with Harness(
+            arr.mm, manifest, "sonarr", known_values() | {"secret:sonarr.api_key": wrong}
+        ) as h:
+            await h.hook("after_start")
+
+    with pytest.raises(HookFailed) as raised:
+        asyncio.run(scenario())
+    body = raised.value.body
+    assert body.detail.startswith("Sonarr refused the API key")
+    assert wrong not in body.model_dump_json() and wrong not in caplog.text

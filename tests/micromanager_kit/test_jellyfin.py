@@ -15,6 +15,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,8 +24,11 @@ import respx
 
 from micromanager_kit.builtins import jellyfin
 from micromanager_kit.context import HookContext, ServiceConfig
-from micromanager_kit.contract import ConfigResponse, HookCall
+from micromanager_kit.contract import ConfigResponse, HookCall, HookResult
 from micromanager_kit.errors import HookError, NotReady
+from micromanager_kit.testing import Harness, HookFailed, StandInManager
+from mora_dsl import compile_project
+from mora_dsl.manifest import Manifest
 
 URL = "http://jellyfin.media.svc:8096"
 PASSWORD = "generated-admin-password-9f3c1a"
@@ -390,3 +394,68 @@ def test_request_bodies_and_reprs_keep_the_password_out_of_sight() -> None:
     assert json.loads(body.model_dump_json(by_alias=True)) == {"Username": "admin", "Pw": PASSWORD}
     user = StartupUser(name="admin", password=PASSWORD)  # type: ignore[arg-type]
     assert PASSWORD not in repr(user)
+
+
+# ---------------------------------------------------------------------- through the kit
+
+PROJECT = """\
+project "media" { namespace = "media" }
+
+service jellyfin {
+  image        = "jellyfin/jellyfin:10.10.7"
+  port http    = 8096
+  micromanager = "jellyfin"
+  secret admin_password = password(length = 32)
+  input api_key: secret { title = "Jellyfin API key" }
+}
+"""
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Manifest:
+    (tmp_path / "main.mora").write_text(PROJECT)
+    return compile_project(tmp_path).validated()
+
+
+def test_through_the_sidecar_the_key_becomes_the_inputs_answer(
+    double: JellyfinDouble, manifest: Manifest
+) -> None:
+    """The real sidecar app and the manager stand-in: the report answers ``jellyfin.api_key``."""
+    known = {
+        "secret:jellyfin.admin_password": PASSWORD,
+        "service:jellyfin.host": "jellyfin.media.svc",
+        "service:jellyfin.internal_url": URL,
+    }
+
+    async def scenario() -> tuple[HookResult, HookResult, StandInManager]:
+        async with Harness(jellyfin.mm, manifest, "jellyfin", known) as h:
+            return await h.hook("after_start"), await h.hook("after_start"), h.manager
+
+    first, second, manager = asyncio.run(scenario())
+    assert first.reported == ["api_key"]
+    assert manager.values["input:jellyfin.api_key"] == double.keys[0]["AccessToken"]
+    assert len(first.changes) == 2
+    assert second.changes == [] and len(double.keys) == 1
+
+
+def test_through_the_sidecar_a_failure_is_an_error_body_without_secrets(
+    double: JellyfinDouble, manifest: Manifest, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    double.completed = True
+    double.users = {"admin": "someone-else-chose-this"}
+    known = {
+        "secret:jellyfin.admin_password": PASSWORD,
+        "service:jellyfin.host": "jellyfin.media.svc",
+    }
+
+    async def scenario() -> None:
+        async with Harness(jellyfin.mm, manifest, "jellyfin", known) as h:
+            await h.hook("after_start")
+
+    with pytest.raises(HookFailed) as raised:
+        asyncio.run(scenario())
+    body = raised.value.body
+    assert "Jellyfin" in body.detail and body.retryable is False
+    assert PASSWORD not in body.model_dump_json()
+    assert PASSWORD not in caplog.text

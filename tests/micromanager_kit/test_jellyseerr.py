@@ -17,6 +17,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,8 +26,11 @@ import respx
 
 from micromanager_kit.builtins import jellyseerr
 from micromanager_kit.context import HookContext, ServiceConfig
-from micromanager_kit.contract import ConfigResponse, HookCall
+from micromanager_kit.contract import ConfigResponse, HookCall, HookResult
 from micromanager_kit.errors import HookError, NotReady
+from micromanager_kit.testing import Harness, StandInManager
+from mora_dsl import compile_project
+from mora_dsl.manifest import Manifest
 
 API = "http://jellyseerr.media.svc:5055/api/v1"
 JELLYFIN_URL = "http://jellyfin.media.svc:8096"
@@ -402,3 +406,71 @@ def test_arr_server_reprs_hide_the_key() -> None:
     server = ArrServer(hostname="sonarr", port=8989, api_key=SONARR_KEY)  # type: ignore[arg-type]
     assert SONARR_KEY not in repr(server)
     assert json.loads(server.model_dump_json(by_alias=True))["apiKey"] == SONARR_KEY
+
+
+# ---------------------------------------------------------------------- through the kit
+
+PROJECT = """\
+project "media" { namespace = "media" }
+
+service jellyfin {
+  image        = "jellyfin/jellyfin:10.10.7"
+  port http    = 8096
+  micromanager = "jellyfin"
+  secret admin_password = password(length = 32)
+  input api_key: secret { title = "Jellyfin API key" }
+}
+
+service sonarr {
+  image     = "lscr.io/linuxserver/sonarr:latest"
+  port http = 8989
+  secret api_key = token(bytes = 16, encoding = "hex")
+  environment = { SONARR__AUTH__APIKEY = api_key }
+}
+
+service radarr {
+  image     = "lscr.io/linuxserver/radarr:latest"
+  port http = 7878
+  secret api_key = token(bytes = 16, encoding = "hex")
+  environment = { RADARR__AUTH__APIKEY = api_key }
+}
+
+service jellyseerr {
+  image        = "fallenbagel/jellyseerr:2.5.2"
+  port http    = 5055
+  micromanager = "jellyseerr"
+  environment = {
+    MORA_JELLYFIN_URL            = jellyfin.internal_url
+    MORA_JELLYFIN_ADMIN_PASSWORD = jellyfin.admin_password
+    MORA_SONARR_URL              = sonarr.internal_url
+    MORA_SONARR_API_KEY          = sonarr.api_key
+    MORA_RADARR_URL              = radarr.internal_url
+    MORA_RADARR_API_KEY          = radarr.api_key
+  }
+  input api_key: secret { title = "Jellyseerr API key" }
+}
+"""
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Manifest:
+    (tmp_path / "main.mora").write_text(PROJECT)
+    return compile_project(tmp_path).validated()
+
+
+def test_through_the_sidecar_the_key_becomes_the_inputs_answer(
+    double: JellyseerrDouble, manifest: Manifest, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    known = config()  # what the manager knows; the stand-in scopes it to jellyseerr's entry
+
+    async def scenario() -> tuple[HookResult, StandInManager]:
+        async with Harness(jellyseerr.mm, manifest, "jellyseerr", known) as h:
+            return await h.hook("after_start"), h.manager
+
+    result, manager = asyncio.run(scenario())
+    assert result.reported == ["api_key"]
+    assert manager.values["input:jellyseerr.api_key"] == JELLYSEERR_KEY
+    assert double.initialized and len(double.servers["radarr"]) == 1
+    for secret in (JELLYFIN_PASSWORD, SONARR_KEY, RADARR_KEY, JELLYSEERR_KEY):
+        assert secret not in caplog.text
