@@ -92,8 +92,9 @@ def app_kind(ctx: HookContext) -> ArrKind:
     declared = [k for k in _KINDS if f"{k.upper()}__AUTH__APIKEY" in ctx.config.environment]
     if len(declared) == 1:
         return declared[0]
-    if ctx.service in _KINDS:
-        return cast(ArrKind, ctx.service)
+    for kind in _KINDS:
+        if ctx.service == kind:
+            return kind
     raise HookError(
         f"{ctx.service} is not recognisably Sonarr, Radarr or Prowlarr",
         hint="name the service sonarr, radarr or prowlarr, or set its "

@@ -61,7 +61,11 @@ class JellyfinError(RuntimeError):
 
 
 class _Body(BaseModel):
-    """Jellyfin's JSON: PascalCase on the wire, unknown fields ignored (they grow per release)."""
+    """Jellyfin's JSON: PascalCase on the wire, unknown fields ignored (they grow per release).
+
+    Bodies are built with the wire names (``StartupUser(Name=…)``), which is
+    also what a type checker sees as the constructor's parameters.
+    """
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
@@ -227,7 +231,7 @@ class JellyfinClient:
         return self._parse(StartupUser, response, "GET /Startup/User")
 
     async def set_startup_user(self, name: str, password: SecretStr) -> None:
-        await self._request("POST", "/Startup/User", body=StartupUser(name=name, password=password))
+        await self._request("POST", "/Startup/User", body=StartupUser(Name=name, Password=password))
 
     async def complete_startup(self) -> None:
         await self._request("POST", "/Startup/Complete")
@@ -237,7 +241,7 @@ class JellyfinClient:
         response = await self._request(
             "POST",
             "/Users/AuthenticateByName",
-            body=AuthenticateByName(username=username, pw=password),
+            body=AuthenticateByName(Username=username, Pw=password),
         )
         result = self._parse(AuthenticationResult, response, "POST /Users/AuthenticateByName")
         self._token = result.access_token

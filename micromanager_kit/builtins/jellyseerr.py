@@ -216,7 +216,7 @@ async def bootstrap(ctx: HookContext) -> str | None:
     admin = admin_credentials(ctx, JELLYFIN)
     ctx.add_secret(admin.password.get_secret_value())
     jellyfin = jellyfin_address(ctx)
-    apps: dict[str, tuple[Address, SecretStr]] = {}
+    apps: dict[Literal["sonarr", "radarr"], tuple[Address, SecretStr]] = {}
     for kind in ARR_APPS:
         url_key, key_key = f"service:{kind}.internal_url", f"secret:{kind}.api_key"
         if _referenced(ctx, url_key, key_key):
@@ -229,8 +229,8 @@ async def bootstrap(ctx: HookContext) -> str | None:
         try:
             public = await client.public_settings()
             await ensure_signed_in(client, public, admin, jellyfin, email, ctx)
-            for kind, (address, key) in apps.items():
-                await ensure_arr(client, kind, address, key, ctx)  # type: ignore[arg-type]
+            for app, (address, key) in apps.items():
+                await ensure_arr(client, app, address, key, ctx)
             if not public.initialized:
                 await client.initialize()
                 ctx.note_change("completed Jellyseerr's setup")

@@ -389,10 +389,10 @@ def test_health_follows_the_public_info_endpoint(double: JellyfinDouble) -> None
 def test_request_bodies_and_reprs_keep_the_password_out_of_sight() -> None:
     from micromanager_kit.builtins.jellyfin_api import AuthenticateByName, StartupUser
 
-    body = AuthenticateByName(username="admin", pw=PASSWORD)  # type: ignore[arg-type]
+    body = AuthenticateByName(Username="admin", Pw=PASSWORD)  # type: ignore[arg-type]
     assert PASSWORD not in repr(body)
     assert json.loads(body.model_dump_json(by_alias=True)) == {"Username": "admin", "Pw": PASSWORD}
-    user = StartupUser(name="admin", password=PASSWORD)  # type: ignore[arg-type]
+    user = StartupUser(Name="admin", Password=PASSWORD)  # type: ignore[arg-type]
     assert PASSWORD not in repr(user)
 
 
