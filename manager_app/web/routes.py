@@ -1,0 +1,636 @@
+"""The wizard's pages: login, overview, the setup wizard, services; plus two live fragments.
+
+Every page is rendered on the server and works without JavaScript; a small
+static script (``static/mora.js``) refreshes the regions marked ``data-live``
+from the fragment endpoints every two seconds, so the status of an update
+moves without a reload. The routes are thin: they call the same
+:class:`~manager_app.core.Manager` methods as the REST API, so a form and an
+API call cannot behave differently.
+
+Security rules the routes keep:
+
+* every page but ``/login`` needs the admin session (a browser is sent to
+  ``/login?next=…``; a fragment answers 401, which stops the script);
+* every POST checks the CSRF token (:func:`manager_app.auth.verify_csrf`)
+  before it reads or changes anything;
+* a secret answer is never written back into a page, not even after a
+  validation error; a generated secret appears only in the response to an
+  explicit reveal, after the admin password was entered again, marked
+  ``no-store``;
+* pages send a Content-Security-Policy that allows only this origin's
+  script and style, so an injected ``<script>`` would not run even if
+  escaping failed somewhere.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from ..auth import Auth, csrf_token, get_auth, verify_csrf
+from ..core import InvalidAnswer, Manager, NoManifest, UnknownInput
+from ..deployers import DryRunDeployer
+from ..planner import Plan
+from ..store import UpdateRecord
+from . import views
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.globals["STATE_LABELS"] = views.STATE_LABELS
+
+#: Only this origin's scripts, styles and forms; no framing.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _manager(request: Request) -> Manager:
+    manager: Manager = request.app.state.manager
+    return manager
+
+
+def _auth(request: Request) -> Auth:
+    return get_auth(request)
+
+
+def _logged_in(request: Request) -> bool:
+    return _auth(request).session_csrf(request) is not None
+
+
+def _require_page(request: Request) -> None:
+    """A page needs the admin session: otherwise send the browser to the login page."""
+    if not _logged_in(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(
+            status.HTTP_303_SEE_OTHER,
+            "log in first",
+            headers={"Location": "/login?" + urlencode({"next": target})},
+        )
+
+
+def _require_fragment(request: Request) -> None:
+    if not _logged_in(request):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (never ``//host`` or ``https://…``) may follow a login."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _headers(response: Response, *, no_store: bool = False) -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store" if no_store else "no-cache"
+    return response
+
+
+def _base(request: Request, nav: str) -> dict[str, Any]:
+    manager = _manager(request)
+    record = manager.store.latest_manifest()
+    return {
+        "request": request,
+        "csrf": csrf_token(request),
+        "logged_in": _logged_in(request),
+        "nav": nav,
+        "project": record.manifest.project.name if record else None,
+        "dry_run": manager.settings.dry_run,
+    }
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    nav: str = "",
+    status_code: int = 200,
+    no_store: bool = False,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    html = templates.get_template(template).render({**_base(request, nav), **context})
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
+    _headers(response, no_store=no_store)
+    return response
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+async def _csrf_failure(request: Request) -> HTMLResponse | None:
+    """``None`` when the form's CSRF token is right, else the page that says why not."""
+    try:
+        await verify_csrf(request)
+    except HTTPException as err:
+        return render(
+            request, "error.html",
+            {"title": "Form expired", "message": str(err.detail), "back": request.url.path},
+            status_code=err.status_code,
+        )
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _plan_or_none(manager: Manager) -> Plan | None:
+    try:
+        return manager.plan()
+    except NoManifest:
+        return None
+
+
+def status_context(
+    manager: Manager, plan: Plan | None, *, update_id: int | None, showing: list[str] | None
+) -> dict[str, Any]:
+    """What the live status panel shows: one update (the given one, else the latest) and progress.
+
+    ``showing`` is the list of input ids on the wizard page the panel sits in:
+    when the next step differs, the panel offers to continue (``None``: not
+    on the wizard, offer it whenever something is asked).
+    """
+    recent = manager.updates(5)
+    latest = recent[0] if recent else None
+    focus: UpdateRecord | None = manager.store.update(update_id) if update_id else None
+    focus = focus or latest
+    newer = latest if latest is not None and focus is not None and latest.id != focus.id else None
+    counts = views.counts(plan.services) if plan else {}
+    step_list = views.steps(plan) if plan else []
+    first = step_list[0] if step_list else None
+    if showing is None:
+        next_ready = first is not None
+    else:
+        next_ready = first is not None and first.ids != showing
+    return {
+        "focus": focus,
+        "newer": newer,
+        "counts": counts,
+        "total": len(plan.services) if plan else 0,
+        "next_step": first,
+        "next_ready": next_ready,
+        "complete": plan.complete if plan else False,
+        "UPDATE_LABELS": views.UPDATE_LABELS,
+    }
+
+
+def _overview_context(request: Request) -> dict[str, Any]:
+    manager = _manager(request)
+    plan = _plan_or_none(manager)
+    if plan is None:
+        return {"plan": None, "status": status_context(manager, None, update_id=None, showing=None)}
+    manifest = manager.manifest()
+    params = manager.params()
+    records = manager.store.service_records()
+    updates = {u.id: u for u in manager.updates(200)}
+    rows = views.service_rows(plan, manifest, params, records, updates)
+    return {
+        "plan": plan,
+        "manifest": manifest,
+        "waves": views.waves_view(plan, rows),
+        "status": status_context(manager, plan, update_id=None, showing=None),
+        "upcoming": plan.upcoming_inputs,
+    }
+
+
+# --------------------------------------------------------------------------- static files
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> Response:
+    """The stylesheet and the script (no CDN): only files that exist in ``static/``."""
+    files = {p.name: p for p in STATIC.iterdir() if p.is_file()}
+    path = files.get(name)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Response(
+        path.read_bytes(),
+        media_type=media,
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# --------------------------------------------------------------------------- login
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> Response:
+    if _logged_in(request):
+        return _redirect(_safe_next(next))
+    return render(request, "login.html", {"title": "Log in", "next": _safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(request: Request) -> Response:
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    form = await request.form()
+    password = form.get("password")
+    requested = form.get("next")
+    target = _safe_next(requested if isinstance(requested, str) else None)
+    auth = _auth(request)
+    try:
+        await run_in_threadpool(
+            auth.check_password, request, password if isinstance(password, str) else ""
+        )
+    except HTTPException as err:
+        if err.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+            wait = (err.headers or {}).get("Retry-After", "60")
+            message = f"Too many failed attempts. Wait {wait} seconds, then try again."
+        else:
+            message = "That password is not right. Try again."
+        return render(
+            request, "login.html",
+            {"title": "Log in", "next": target, "error": message},
+            status_code=err.status_code, headers=dict(err.headers or {}),
+        )
+    response = _redirect(target)
+    auth.start_session(response)
+    return _headers(response)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    response = _redirect("/login")
+    _auth(request).end_session(request, response)
+    return response
+
+
+# --------------------------------------------------------------------------- overview
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> Response:
+    _require_page(request)
+    context = _overview_context(request)
+    return render(request, "overview.html", {"title": "Overview", **context}, nav="overview")
+
+
+@router.get("/overview/live", response_class=HTMLResponse)
+def overview_live(request: Request) -> Response:
+    """The overview's live region (waves, states, update status) for the refresh script."""
+    _require_fragment(request)
+    return render(request, "_overview_live.html", _overview_context(request))
+
+
+@router.post("/removals/{service}/confirm")
+async def confirm_removal(request: Request, service: str) -> Response:
+    _require_page(request)
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    manager = _manager(request)
+    if not await run_in_threadpool(manager.confirm_removal, service):
+        return render(
+            request, "error.html",
+            {"title": "Nothing to remove", "message": f"No removal of {service} is pending.",
+             "back": "/"},
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
+    return _redirect("/")
+
+
+@router.post("/updates/retry")
+async def retry_update(request: Request) -> Response:
+    """Queue a new update (after a failure); goes back to the page the form was on."""
+    _require_page(request)
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    manager = _manager(request)
+    update_id = await run_in_threadpool(manager.trigger_update, "retry requested in the wizard")
+    form = await request.form()
+    back = form.get("back")
+    target = _safe_next(back if isinstance(back, str) else None)
+    if target.startswith("/wizard"):
+        target = f"/wizard?update={update_id}"
+    return _redirect(target)
+
+
+# --------------------------------------------------------------------------- wizard
+
+
+def _step_fields(
+    manager: Manager,
+    ids: list[str],
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> list[views.Field]:
+    manifest = manager.manifest()
+    params = manager.params()
+    answered = manager.store.answered()
+    fields = []
+    for input_id in ids:
+        try:
+            spec = manifest.input(input_id)
+        except KeyError:
+            continue
+        fields.append(
+            views.make_field(
+                spec, manifest, params,
+                value=(values or {}).get(input_id, ""),
+                error=(errors or {}).get(input_id),
+                answered=input_id in answered,
+            )
+        )
+    return fields
+
+
+def _wizard_page(
+    request: Request,
+    *,
+    fields: list[views.Field] | None,
+    update_id: int | None,
+    saved: int | None,
+    status_code: int = 200,
+) -> Response:
+    manager = _manager(request)
+    plan = _plan_or_none(manager)
+    if plan is None:
+        return render(request, "wizard.html", {"title": "Setup wizard", "plan": None}, nav="wizard")
+    step_list = views.steps(plan)
+    if fields is None:
+        fields = _step_fields(manager, step_list[0].ids) if step_list else []
+    showing = [f.id for f in fields]
+    later = [s for s in step_list if s.ids != showing and not set(s.ids) <= set(showing)]
+    query = {"showing": ",".join(showing)}
+    if update_id:
+        query["update"] = str(update_id)
+    waiting = [s for s in plan.services if s.state != "running"]
+    return render(
+        request,
+        "wizard.html",
+        {
+            "title": "Setup wizard",
+            "plan": plan,
+            "fields": fields,
+            "services_of_step": sorted({f.service for f in fields}),
+            "later": later,
+            "upcoming": plan.upcoming_inputs,
+            "waiting": waiting,
+            "saved": saved,
+            "status": status_context(manager, plan, update_id=update_id, showing=showing),
+            "status_url": "/wizard/status?" + urlencode(query),
+        },
+        nav="wizard",
+        status_code=status_code,
+        no_store=True,
+    )
+
+
+@router.get("/wizard", response_class=HTMLResponse)
+def wizard(request: Request, update: str | None = None, saved: str | None = None) -> Response:
+    _require_page(request)
+    return _wizard_page(request, fields=None, update_id=_int(update), saved=_int(saved))
+
+
+def _strip_title(message: str, title: str) -> str:
+    """The core prefixes messages with the input's title; next to the field it is redundant."""
+    prefix = f"{title}: "
+    text = message[len(prefix):] if message.startswith(prefix) else message
+    return text[:1].upper() + text[1:] if text else text
+
+
+@router.post("/wizard", response_class=HTMLResponse)
+async def wizard_submit(request: Request) -> Response:
+    """Save the step's answers; re-show the step with inline errors if any is invalid.
+
+    Valid answers are saved even when another field of the step is wrong: a
+    secret cannot be written back into the form, so saving it is the only way
+    to keep what was typed. Non-secret values are written back as typed.
+    """
+    _require_page(request)
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    manager = _manager(request)
+    form = await request.form()
+    ids: list[str] = []
+    for item in form.getlist("inputs"):
+        if isinstance(item, str) and item not in ids:
+            ids.append(item)
+    try:
+        answered = manager.store.answered()
+        manager.manifest()
+    except NoManifest:
+        return _redirect("/wizard")
+
+    values: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    changed = False
+    for input_id in ids:
+        raw = form.get(input_id)
+        text = raw if isinstance(raw, str) else ""
+        try:
+            spec = manager.input(input_id)
+        except UnknownInput:
+            continue  # gone from the manifest since the page was shown
+        secret = spec.type.name == "secret"
+        if not secret:
+            values[input_id] = text
+        blank = text == "" if secret else text.strip() == ""
+        if blank:
+            if input_id in answered or spec.optional:
+                continue  # keep the saved answer; an optional one may stay empty
+            errors[input_id] = "Enter a value."
+            continue
+        try:
+            changed = await run_in_threadpool(manager.submit_answer, input_id, text) or changed
+        except InvalidAnswer as err:
+            errors[input_id] = _strip_title(err.message, spec.title)
+        except UnknownInput:
+            continue
+
+    update_id: int | None = None
+    if changed:
+        queued = manager.store.next_queued()
+        latest = manager.updates(1)
+        update_id = queued.id if queued else (latest[0].id if latest else None)
+    if errors:
+        fields = _step_fields(manager, ids, values=values, errors=errors)
+        return _wizard_page(
+            request, fields=fields, update_id=update_id, saved=None,
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    query = {"saved": str(len(ids))}
+    if update_id:
+        query["update"] = str(update_id)
+    return _redirect("/wizard?" + urlencode(query))
+
+
+@router.get("/wizard/status", response_class=HTMLResponse)
+def wizard_status(request: Request, update: str | None = None, showing: str | None = None) -> Response:
+    """The live status panel of the wizard page (HTML fragment)."""
+    _require_fragment(request)
+    manager = _manager(request)
+    plan = _plan_or_none(manager)
+    shown = [s for s in (showing or "").split(",") if s]
+    context = {
+        "status": status_context(manager, plan, update_id=_int(update), showing=shown),
+        "back": "/wizard",
+    }
+    return render(request, "_status.html", context)
+
+
+# --------------------------------------------------------------------------- services
+
+
+def _dry_run_secrets(request: Request) -> DryRunDeployer | None:
+    runner = getattr(request.app.state, "runner", None)
+    deployer = getattr(runner, "deployer", None)
+    return deployer if isinstance(deployer, DryRunDeployer) else None
+
+
+def _service_secrets(manager: Manager, name: str) -> list[str]:
+    """The generated secrets a service owns or uses, in manifest order."""
+    from mora_dsl.values import refs
+
+    manifest = manager.manifest()
+    svc = manifest.service(name)
+    used: list[str] = list(svc.secrets)
+    values: list[Any] = [svc.image, *(svc.command or []), *(svc.args or []),
+                         *svc.environment.values(), *(f.content for f in svc.files)]
+    for value in values:
+        for ref in refs(value):
+            if ref.kind == "secret" and ref.path not in used:
+                used.append(ref.path)
+    known = {s.id for s in manifest.secrets}
+    return [s for s in used if s in known]
+
+
+@router.get("/services", response_class=HTMLResponse)
+def services(request: Request) -> Response:
+    _require_page(request)
+    context = _overview_context(request)
+    rows = [r for wave in context.get("waves", []) for r in wave]
+    return render(
+        request, "services.html",
+        {"title": "Services", **context, "rows": rows,
+         "can_reveal": _dry_run_secrets(request) is not None},
+        nav="services",
+    )
+
+
+def _service_page(
+    request: Request,
+    name: str,
+    *,
+    revealed: tuple[str, Any] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    manager = _manager(request)
+    plan = _plan_or_none(manager)
+    if plan is None:
+        return _redirect("/services")
+    try:
+        manager.manifest().service(name)
+    except KeyError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r}") from None
+    context = _overview_context(request)
+    row = next(r for wave in context["waves"] for r in wave if r.name == name)
+    deployer = _dry_run_secrets(request)
+    generated = set(deployer.secret_values()) if deployer is not None else set()
+    manifest = manager.manifest()
+    secrets = [
+        {"id": s, "kind": manifest.secret(s).kind, "generated": s in generated}
+        for s in _service_secrets(manager, name)
+    ]
+    history = [u for u in manager.updates(50) if name in u.deploy][:10]
+    return render(
+        request, "service.html",
+        {"title": name, "row": row, "secrets": secrets, "can_reveal": deployer is not None,
+         "revealed": revealed, "error": error, "history": history},
+        nav="services", status_code=status_code, no_store=True, headers=headers,
+    )
+
+
+@router.get("/services/{name}", response_class=HTMLResponse)
+def service_detail(request: Request, name: str) -> Response:
+    _require_page(request)
+    return _service_page(request, name)
+
+
+@router.post("/services/{name}/reveal", response_class=HTMLResponse)
+async def reveal_secret(request: Request, name: str) -> Response:
+    """Show one generated secret after the admin password was entered again (dry run)."""
+    _require_page(request)
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    manager = _manager(request)
+    form = await request.form()
+    secret_id = form.get("secret")
+    password = form.get("password")
+    try:
+        allowed = _service_secrets(manager, name)
+    except (KeyError, NoManifest):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r}") from None
+    deployer = _dry_run_secrets(request)
+    if deployer is None:
+        return _service_page(
+            request, name, error="Revealing a secret needs the cluster; not available here.",
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    if not isinstance(secret_id, str) or secret_id not in allowed:
+        return _service_page(
+            request, name, error="Choose one of this service's secrets.",
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+    try:
+        await run_in_threadpool(
+            _auth(request).check_password, request, password if isinstance(password, str) else ""
+        )
+    except HTTPException as err:
+        if err.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+            message = "Too many failed attempts. Wait a minute, then try again."
+        else:
+            message = "That password is not right."
+        return _service_page(
+            request, name, error=message, status_code=err.status_code,
+            headers=dict(err.headers or {}),
+        )
+    values = deployer.secret_values()
+    if secret_id not in values:
+        return _service_page(
+            request, name, error="That secret is generated by the first update that deploys it.",
+            status_code=status.HTTP_409_CONFLICT,
+        )
+    return _service_page(request, name, revealed=(secret_id, values[secret_id]))
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+templates.filters["urlpart"] = _quote
