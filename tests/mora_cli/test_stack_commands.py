@@ -164,7 +164,8 @@ def test_init_interactive_asks_and_re_asks_on_invalid_values(tmp_path, home, mon
     assert "Base domain (domain, domain)" in err
     assert "example: home.example.com" in err
     assert "Receives certificate warnings." in err
-    assert '"not a domain" is not a domain name; try again' in err or "not a domain" in err
+    assert '"not a domain" is not a domain name; try again' in err
+    assert '"nobody" is not an e-mail address; try again' in err
     assert err.count("try again") == 2
     assert "defaults: replicas" in err
 
