@@ -21,7 +21,7 @@ entry (else its name). The peers are the services named :data:`PROWLARR` and
 :data:`QBITTORRENT`; a sidecar reads only what its service's manifest entry
 references, so Sonarr's and Radarr's entries must reference
 ``prowlarr.internal_url``, ``prowlarr.api_key``, ``qbittorrent.internal_url``
-and qBittorrent's Web UI password secret (environment entries will do). A peer
+and ``qbittorrent.webui_password`` (environment entries will do). A peer
 that is not referenced at all is skipped (the hook says so in its message), so
 a project without Prowlarr still gets its download client. The HTTP shapes live
 in :mod:`.arr_api`.
@@ -50,17 +50,19 @@ from .arr_api import (
     qbittorrent_download_client,
 )
 from .jellyfin import own_url
+from .qbittorrent import ARR_CATEGORIES, DEFAULT_USERNAME
 
 mm = Micromanager("arr")
 
 #: The peer services, by the names the media-server example gives them.
 PROWLARR = "prowlarr"
 QBITTORRENT = "qbittorrent"
-#: qBittorrent's Web UI user when qBittorrent declares no ``webui_user`` input.
-DEFAULT_QBITTORRENT_USER = "admin"
-#: The qBittorrent category each app files its downloads under (the apps' own
-#: defaults; the ``qbittorrent`` micromanager creates the same ones).
-CATEGORIES: dict[str, str] = {"sonarr": "tv-sonarr", "radarr": "radarr"}
+#: qBittorrent's Web UI credentials, as the ``qbittorrent`` micromanager sets them.
+QBITTORRENT_PASSWORD = "webui_password"
+DEFAULT_QBITTORRENT_USER = DEFAULT_USERNAME
+#: The qBittorrent category each app files its downloads under: the ones the
+#: ``qbittorrent`` micromanager creates.
+CATEGORIES: dict[str, str] = ARR_CATEGORIES
 
 _KINDS: tuple[ArrKind, ...] = ("sonarr", "radarr", "prowlarr")
 
@@ -136,31 +138,27 @@ def prowlarr_app(ctx: HookContext) -> App | None:
 
 
 def qbittorrent(ctx: HookContext) -> QBittorrent | None:
-    """qBittorrent as the config references it; its password is its one referenced
-    secret whose name says ``password``. None when qBittorrent is not referenced."""
+    """qBittorrent as the config references it, with the credentials the
+    ``qbittorrent`` micromanager set (its ``webui_password`` secret, its
+    ``webui_username`` input or ``admin``); None when it is not referenced."""
     url_key = f"service:{QBITTORRENT}.internal_url"
+    password_key = f"secret:{QBITTORRENT}.{QBITTORRENT_PASSWORD}"
     if not _known(ctx, url_key):
         return None
-    prefix = f"secret:{QBITTORRENT}."
-    candidates = sorted(
-        k for k in (*ctx.config, *ctx.config.missing) if k.startswith(prefix) and "password" in k
-    )
-    if len(candidates) != 1:
+    if not _known(ctx, password_key):
         raise HookError(
-            f"{ctx.service} references {QBITTORRENT} but "
-            + ("none" if not candidates else "more than one")
-            + " of its password secrets",
-            hint=f"reference exactly one {QBITTORRENT} password secret (its Web UI password)",
+            f"{ctx.service} references {QBITTORRENT} but not its Web UI password",
+            hint=f"reference {QBITTORRENT}.{QBITTORRENT_PASSWORD} from service {ctx.service} "
+            "(an environment entry will do)",
             retryable=False,
         )
-    _known(ctx, candidates[0])
     url = httpx.URL(str(ctx.config[url_key]))
-    user = ctx.value(f"input:{QBITTORRENT}.webui_user", DEFAULT_QBITTORRENT_USER)
+    user = ctx.value(f"input:{QBITTORRENT}.webui_username", None) or DEFAULT_QBITTORRENT_USER
     return QBittorrent(
         host=url.host,
         port=url.port or (443 if url.scheme == "https" else 80),
         username=str(user),
-        password=SecretStr(str(ctx.config[candidates[0]])),
+        password=SecretStr(str(ctx.config[password_key])),
     )
 
 

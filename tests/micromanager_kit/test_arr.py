@@ -343,7 +343,7 @@ def test_sonarr_is_registered_in_prowlarr_and_gets_qbittorrent(
     assert field(client, "useSsl") is False
     assert field(client, "username") == "admin"
     assert field(client, "password") == QBT_PASSWORD
-    assert field(client, "tvCategory") == "tv-sonarr"
+    assert field(client, "tvCategory") == "tv"  # the category the qbittorrent micromanager makes
 
     assert ctx.changes == [
         "registered Sonarr in Prowlarr",
@@ -361,7 +361,7 @@ def test_radarr_uses_its_own_contract_and_category(apps: dict[str, ArrDouble]) -
     )
     assert field(application, "baseUrl") == URLS["radarr"]
     [client] = apps["radarr"].providers
-    assert field(client, "movieCategory") == "radarr"
+    assert field(client, "movieCategory") == "movies"
 
 
 def test_a_second_run_adds_nothing(apps: dict[str, ArrDouble]) -> None:
@@ -439,13 +439,19 @@ def test_a_peer_value_not_known_yet_means_not_ready(apps: dict[str, ArrDouble]) 
         run(make_ctx("sonarr", values, missing=["secret:prowlarr.api_key"]))
 
 
-def test_qbittorrent_needs_exactly_one_password_secret(apps: dict[str, ArrDouble]) -> None:
+def test_qbittorrent_needs_its_password_referenced(apps: dict[str, ArrDouble]) -> None:
     values = config_for("sonarr")
     del values["secret:qbittorrent.webui_password"]
     with pytest.raises(HookError) as raised:
         run(make_ctx("sonarr", values))
-    assert "none of its password secrets" in raised.value.message
+    assert "not its Web UI password" in raised.value.message
+    assert "qbittorrent.webui_password" in (raised.value.hint or "")
     assert raised.value.retryable is False
+
+
+def test_the_qbittorrent_user_name_follows_its_input(apps: dict[str, ArrDouble]) -> None:
+    run(make_ctx("radarr", config_for("radarr") | {"input:qbittorrent.webui_username": "seed"}))
+    assert field(apps["radarr"].providers[0], "username") == "seed"
 
 
 def test_the_kind_comes_from_the_api_key_variable(apps: dict[str, ArrDouble]) -> None:
