@@ -18,8 +18,9 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -28,6 +29,7 @@ from mora_dsl.manifest import Manifest
 from .config import StackConfig, deploy_set
 
 _LOCK = threading.Lock()
+T = TypeVar("T")
 _SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
 
@@ -45,7 +47,8 @@ _GENERATED_FIELDS: dict[str, tuple[str, ...]] = {
     "tls:index/locallySignedCert:LocallySignedCert": ("cert_pem",),
 }
 _KIND_ORDER = [
-    "Namespace", "PersistentVolumeClaim", "ConfigMap", "Secret", "Deployment", "Service", "Ingress",
+    "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+    "PersistentVolumeClaim", "ConfigMap", "Secret", "Deployment", "Service", "Ingress",
 ]
 
 
@@ -115,25 +118,25 @@ def safe_config(manifest: Manifest, config: StackConfig) -> StackConfig:
     return StackConfig.model_validate(fields)
 
 
-def _run_in_context(manifest: Manifest, config: StackConfig, preview: bool) -> Recording:
+def _run_in_context(
+    project: str, program: Callable[[], dict[str, Any]], preview: bool
+) -> Recording:
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from .program import build
-
     recording = Recording()
     pulumi.runtime.set_mocks(
         _make_mocks(recording),
-        project=manifest.project.name,
+        project=project,
         stack="render",
         preview=preview,
     )
 
-    def program() -> None:
-        recording.outputs.update(build(manifest, config))
+    def run() -> None:
+        recording.outputs.update(program())
 
-    _sync_await(run_pulumi_func(program))
+    _sync_await(run_pulumi_func(run))
     return recording
 
 
@@ -145,32 +148,64 @@ def _in_event_loop() -> bool:
     return True
 
 
-def run_program(manifest: Manifest, config: StackConfig, *, preview: bool = False) -> Recording:
-    """Run the program under mocks with ``config`` as given (tests use this to see secrecy).
+def _has_current_loop() -> bool:
+    """Whether this thread has a current (not running) event loop Pulumi can use.
 
-    Callers that show the result to a person must use :func:`render`, which first
-    replaces the answers by placeholders.
+    Pulumi's runtime and mocks call ``asyncio.get_event_loop()``, which makes a loop
+    by itself only in the main thread; in any other thread it raises.
+    """
+    policy = asyncio.get_event_loop_policy()
+    try:
+        loop = policy.get_event_loop()
+    except RuntimeError:
+        return False
+    return not loop.is_closed()
+
+
+def _with_own_loop(fn: Callable[[], T]) -> T:
+    """Run ``fn`` with a fresh event loop set as this thread's current loop, then drop it."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return fn()
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def run_mocked(
+    project: str, program: Callable[[], dict[str, Any]], *, preview: bool = False
+) -> Recording:
+    """Run any Pulumi ``program`` under the render mocks; safe from any thread or loop.
+
+    * In a thread with a usable current loop (the main thread), that loop is used.
+    * In a plain worker thread (``threading.Thread``, ``asyncio.to_thread``) a loop
+      is created for the run and dropped afterwards.
+    * Inside a running event loop Pulumi cannot drive its own, so the run moves to a
+      worker thread with a loop of its own.
     """
 
     def run() -> Recording:
         with _LOCK:
-            return contextvars.Context().run(_run_in_context, manifest, config, preview)
+            return contextvars.Context().run(_run_in_context, project, program, preview)
 
-    if not _in_event_loop():
+    if _in_event_loop():
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(_with_own_loop, run).result()
+    if _has_current_loop():
         return run()
-    # Pulumi drives its own event loop; from inside a running one, use a worker thread
-    # with a loop of its own.
-    def run_in_thread() -> Recording:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            return run()
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    return _with_own_loop(run)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run_in_thread).result()
+
+def run_program(manifest: Manifest, config: StackConfig, *, preview: bool = False) -> Recording:
+    """Run the program under mocks with ``config`` as given (tests use this to see secrecy).
+
+    Callers that show the result to a person must use :func:`render`, which first
+    replaces the answers by placeholders. Works from any thread (see :func:`run_mocked`).
+    """
+    from .program import build
+
+    return run_mocked(manifest.project.name, lambda: build(manifest, config), preview=preview)
 
 
 def unwrap(value: Any) -> Any:
@@ -194,7 +229,11 @@ def _order(obj: dict[str, Any]) -> tuple[int, str]:
 
 def render(manifest: Manifest, config: StackConfig) -> list[dict[str, Any]]:
     """The Kubernetes objects the stack would create, secrets as placeholders, in apply order."""
-    recording = run_program(manifest, safe_config(manifest, config))
+    return kubernetes_objects(run_program(manifest, safe_config(manifest, config)))
+
+
+def kubernetes_objects(recording: Recording) -> list[dict[str, Any]]:
+    """The Kubernetes objects of a recording as plain, sorted data, in apply order."""
     objects = [_tidy(unwrap(r.inputs)) for r in recording.kubernetes()]
     return sorted(objects, key=_order)
 

@@ -377,7 +377,7 @@ def test_program_reads_its_config_from_pulumi_stack_config():
 
     from stacks.config import to_pulumi_config
     from stacks.program import run
-    from stacks.render import Recording, _make_mocks
+    from stacks.render import Recording, _make_mocks, _with_own_loop
 
     config = StackConfig(params={"domain": "example.org"}, ingress_class="nginx")
     recording = Recording()
@@ -388,7 +388,7 @@ def test_program_reads_its_config_from_pulumi_stack_config():
         pulumi.runtime.set_mocks(_make_mocks(recording), project="hello", stack="t", preview=False)
         _sync_await(run_pulumi_func(lambda: run(minimal())))
 
-    contextvars.Context().run(go)
+    _with_own_loop(lambda: contextvars.Context().run(go))  # type: ignore[arg-type,return-value]
     ingress = next(r for r in recording.kubernetes() if r.type.endswith("Ingress"))
     assert ingress.inputs["spec"]["ingressClassName"] == "nginx"
     assert ingress.inputs["spec"]["rules"][0]["host"] == "hello.example.org"
