@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import uvicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_DN = "dc=home,dc=example,dc=com"
@@ -105,3 +109,25 @@ WebUI\\HostHeaderValidation=false
 Connection\\UPnP=false
 Downloads\\SavePath={save}
 """
+
+
+class Served:
+    """A uvicorn serving ``app`` on ``port`` in a thread, stoppable and restartable."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.app, self.port = app, port
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        assert self.server is not None and self.thread is not None
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from kit_peers import free_port, wait_for_port
+from kit_peers import Served, free_port
 
 from micromanager_kit import ManagerError
 from micromanager_kit import contract as c
@@ -25,28 +23,6 @@ from micromanager_kit.client import ManagerClient
 from micromanager_kit.testing import StandInManager
 
 KEY = "jellyfin-created-key-abcdef0123"
-
-
-class Served:
-    """A uvicorn serving ``app`` on ``port`` in a thread, stoppable and restartable."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        self.app, self.port = app, port
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        assert self.server is not None and self.thread is not None
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

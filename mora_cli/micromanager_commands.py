@@ -1,0 +1,120 @@
+"""``mora micromanager run NAME``: serve a built-in micromanager as a sidecar.
+
+This is the entry point of the micromanagers' container image
+(``Dockerfile.micromanagers``): one image, every built-in, the name chosen at
+run time. The kit and the built-ins (ldap3, FastAPI, uvicorn) are imported in
+the handler, so ``mora --help`` stays fast.
+
+The token can come from ``--token`` or, better (a command line is visible to
+every process on the node), from ``MORA_MICROMANAGER_TOKEN``; the manager
+puts it in a Kubernetes Secret for the sidecar's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from . import output
+from .errors import UsageError
+from .registry import CommandRegistry
+
+TOKEN_ENV = "MORA_MICROMANAGER_TOKEN"
+DEFAULT_PORT = 8765
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add ``mora micromanager run`` to the ``mora`` parser."""
+    parent = registry.add(
+        "micromanager",
+        _usage,
+        help="run a built-in micromanager (the sidecar that sets up one service)",
+    )
+    sub = parent.add_subparsers(title="subcommands", metavar="SUBCOMMAND", dest="micromanager_command")
+    p = sub.add_parser(
+        "run",
+        help="serve a built-in micromanager's hooks and register with the manager",
+        description="Serve a built-in micromanager (ldap, qbittorrent, jellyfin, arr, "
+        "jellyseerr) and register it with the manager.",
+    )
+    p.set_defaults(handler=run_micromanager)
+    p.add_argument("name", metavar="NAME", help="the built-in: the service's `micromanager = ...`")
+    p.add_argument("--manager", required=True, metavar="URL",
+                   help="the manager's base URL, e.g. http://mora-manager.mora:8000")
+    p.add_argument("--token", metavar="T", default=None,
+                   help=f"the service's token (default: ${TOKEN_ENV}; prefer the variable)")
+    p.add_argument("--service", metavar="SERVICE", default=os.environ.get("MORA_SERVICE"),
+                   help="the service in the manifest (default: $MORA_SERVICE, else NAME)")
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--advertise-url", metavar="URL", default=os.environ.get("MORA_SIDECAR_URL"),
+                   help="where the manager reaches this sidecar (default: $MORA_SIDECAR_URL, "
+                   "else http://<this pod's address>:PORT)")
+    p.add_argument("--service-host", metavar="HOST", default=os.environ.get("MORA_SERVICE_HOST"),
+                   help="where the service answers (default: its in-cluster name; "
+                   "127.0.0.1 for a sidecar in the service's pod)")
+    p.add_argument("--service-port", metavar="NAME=PORT", action="append", default=[],
+                   help="override a port of the service (repeatable)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _usage(args: argparse.Namespace) -> int:
+    raise UsageError("say what to do: `mora micromanager run NAME --manager URL`")
+
+
+def _ports(items: list[str]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for item in items:
+        name, _, number = item.partition("=")
+        if not name or not number.isdigit():
+            raise UsageError(f"--service-port takes NAME=PORT, not {item!r}")
+        ports[name] = int(number)
+    return ports
+
+
+def _advertise_url(host: str, port: int) -> str:
+    import socket
+
+    if host not in ("0.0.0.0", "::", ""):
+        return f"http://{host}:{port}"
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        address = "127.0.0.1"
+    return f"http://{address}:{port}"
+
+
+def run_micromanager(args: argparse.Namespace) -> int:
+    """Build the sidecar app for the built-in and serve it with uvicorn until stopped."""
+    import logging
+    import secrets
+
+    import uvicorn
+
+    from micromanager_kit.builtins import BUILTINS, load
+    from micromanager_kit.client import ManagerClient
+
+    if args.name not in BUILTINS:
+        raise UsageError(f"no built-in micromanager {args.name!r}; built-ins: {', '.join(sorted(BUILTINS))}")
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise UsageError(f"give the service's token with ${TOKEN_ENV} (or --token)")
+    try:
+        mm = load(args.name)
+    except ModuleNotFoundError as err:
+        raise UsageError(f"the built-in {args.name!r} is not available in this installation "
+                         f"({err.name} is missing)") from None
+    service = args.service or args.name
+    ports = _ports(args.service_port)
+    advertise = args.advertise_url or _advertise_url(args.host, args.port)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO; ours carry no secret, but keep the log about mora
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    client = ManagerClient(args.manager, token, service)
+    app = mm.app(service=service, client=client, hook_token=secrets.token_urlsafe(32),
+                 advertise_url=advertise, service_host=args.service_host, service_ports=ports)
+    output.info(f"micromanager {mm.name} for {service}: listening on {args.host}:{args.port}, "
+               f"manager {args.manager}")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
