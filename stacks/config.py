@@ -52,6 +52,13 @@ class StackConfig(BaseModel):
     rotate: dict[str, str] = Field(default_factory=dict)
     #: When true, claims and the namespace are no longer protected: `destroy` deletes them.
     release_volumes: bool = False
+    #: Services being removed whose claims must leave the stack but stay in the cluster.
+    #: Pulumi checks a resource's ``protect`` flag *from state* when the program drops
+    #: it, so a protected claim cannot simply disappear from the program: an update
+    #: with the service released first writes ``protect=False, retain_on_delete=True``
+    #: (its Deployment, Service… are dropped at the same time), and the next update
+    #: without the service removes the claims from the stack, not from the cluster.
+    released: frozenset[str] = frozenset()
 
     def answer(self, input_id: str) -> str | None:
         value = self.answers.get(input_id)
@@ -157,6 +164,7 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
         "storage_class": config.storage_class,
         "rotate": json.dumps(config.rotate, sort_keys=True) if config.rotate else None,
         "release_volumes": "true" if config.release_volumes else None,
+        "released": json.dumps(sorted(config.released)) if config.released else None,
     }
     for key, text in settings.items():
         if text is not None:
@@ -166,7 +174,7 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
 
 SETTINGS = (
     "deploy", "cluster_domain", "cert_manager_issuer", "ingress_class", "render_group",
-    "storage_class", "rotate", "release_volumes",
+    "storage_class", "rotate", "release_volumes", "released",
 )
 
 
@@ -205,6 +213,7 @@ def from_pulumi_config(manifest: Manifest, values: dict[str, str]) -> StackConfi
         "storage_class": str,
         "rotate": json.loads,
         "release_volumes": lambda t: t.strip().lower() == "true",
+        "released": lambda t: frozenset(json.loads(t)),
     }
     for key, text in settings.items():
         if key in loaders:

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from mora_dsl.manifest import Manifest
+from mora_dsl.manifest import Manifest, Service
 
 from .components import ServiceComponent
 from .config import (
@@ -132,6 +132,23 @@ def _ingress_tls(ctx: Context, shared: Shared) -> Callable[[str, str, pulumi.Res
     return make
 
 
+class ReleasedService(pulumi.ComponentResource):
+    """A service being removed: only its claims, unprotected but retained (see ``released``).
+
+    Same type and name as its :class:`ServiceComponent`, so the claims keep their
+    URNs: Pulumi updates their flags instead of replacing them. Everything else of
+    the service (Deployment, Service, Ingress, Secrets) leaves the stack now.
+    """
+
+    def __init__(self, ctx: Context, service: Service) -> None:
+        super().__init__("mora:index:Service", service.name, None, None)
+        for volume_id in service.volumes:
+            volume = ctx.manifest.volume(volume_id)
+            if volume.kind == "claim":
+                claim(ctx, volume, service, self)
+        self.register_outputs({})
+
+
 def build(manifest: Manifest, config: StackConfig) -> dict[str, Any]:
     """Declare every resource of the stack; returns (and exports) the stack outputs."""
     missing = missing_params(manifest, config)
@@ -148,6 +165,9 @@ def build(manifest: Manifest, config: StackConfig) -> dict[str, Any]:
 
     components: dict[str, ServiceComponent] = {}
     for name in service_order(manifest):
+        if name in config.released:
+            ReleasedService(ctx, manifest.service(name))
+            continue
         if name not in deploy:
             continue
         # A service waits for the services it depends on (pulumi-kubernetes awaits readiness).
