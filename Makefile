@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-# Debian packages the tests and benchmarks need (later: chromium, ...).
+# Debian packages the tests and benchmarks need (chromium: the wizard's browser tests).
 # slapd, ldap-utils: the ldap micromanager's tests run a real slapd on loopback;
 # qbittorrent-nox: the qbittorrent micromanager's tests run the real Web UI.
 DEBIAN_PACKAGES = docker-compose slapd ldap-utils qbittorrent-nox chromium
