@@ -2,7 +2,8 @@
 
 The codes are part of mora's interface (scripts and CI branch on them), so they
 live in one place: 0 success, 1 the program (or the check) failed, 2 the
-command was misused, 70 a bug in mora (``EX_SOFTWARE``), 130 interrupted.
+command was misused, 3 a tool mora needs (the Pulumi CLI, a cluster) is missing
+or unreachable, 70 a bug in mora (``EX_SOFTWARE``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TOOL_MISSING = 3
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 

@@ -23,7 +23,8 @@ COMMAND_MODULES = (lang_commands, manager_commands, stack_commands, micromanager
 
 DESCRIPTION = """\
 mora turns a shareable homelab description (a folder of .mora files) into a
-running Kubernetes homelab. These commands check, format and compile a project.
+running Kubernetes homelab: check, format and compile a project, render or deploy
+it as a Pulumi stack, and run the manager that walks you through its setup.
 """
 
 EPILOG = """\

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import output, stack_store
-from .errors import EXIT_FAILED, EXIT_OK, UsageError
+from .errors import EXIT_FAILED, EXIT_OK, EXIT_TOOL_MISSING, UsageError
 from .registry import CommandRegistry, add_global_options
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from .progress import Display
 
 #: A tool mora needs (the pulumi CLI, a kubeconfig / cluster) is missing or unreachable.
-EXIT_TOOL_MISSING = 3
 
 INSTALL_HINT = "https://www.pulumi.com/docs/install/"
 
