@@ -84,7 +84,7 @@ class ManagerClient:
 
     async def read_config(self, keys: Sequence[str] | None = None) -> c.ConfigResponse:
         """The service's scoped config; ``keys`` asks for just those ref keys."""
-        params = [("key", k) for k in keys] if keys is not None else None
+        params = httpx.QueryParams([("key", k) for k in keys]) if keys is not None else None
         return await self._call("GET", c.PATH_CONFIG, c.ConfigResponse, params=params)
 
     async def report(
@@ -117,7 +117,7 @@ class ManagerClient:
         *,
         body: BaseModel | None = None,
         headers: dict[str, str] | None = None,
-        params: list[tuple[str, str]] | None = None,
+        params: httpx.QueryParams | None = None,
         forever: bool = False,
     ) -> M:
         path = path_template.format(service=self.service)
