@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 CLOUD = "cloud"
 PASSPHRASE_FILE = "pulumi-passphrase"
+#: Where Kubernetes mounts a pod's service account token.
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 
 # --------------------------------------------------------------------------- environment checks
@@ -54,6 +56,15 @@ def require_pulumi() -> str:
     if found is None:
         raise PulumiNotInstalled()
     return found
+
+
+def in_cluster() -> bool:
+    """Whether this process runs in a Kubernetes pod with a service account token.
+
+    Then the Kubernetes provider uses the pod's service account (in-cluster config)
+    and no kubeconfig is needed: this is how the manager runs the services' stack.
+    """
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.is_file()
 
 
 def kubeconfig_path() -> Path:
@@ -197,23 +208,30 @@ class Workspace:
             env["KUBECONFIG"] = str(self.kubeconfig)
         return env
 
+    def _program(self) -> Callable[[], None]:
+        """The inline program this workspace runs (another one for the manager's stack)."""
+        from .program import run
+
+        manifest = self.manifest
+        return lambda: run(manifest)
+
+    def _description(self) -> str | None:
+        return self.manifest.project.description or None
+
     def _workspace(self) -> auto.LocalWorkspace:
         from pulumi import automation as auto
-
-        from .program import run
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         local = self.backend_url != CLOUD
         settings = auto.ProjectSettings(
             name=self.project_name,
             runtime="python",
-            description=self.manifest.project.description or None,
+            description=self._description(),
             backend=auto.ProjectBackend(url=self.backend_url) if local else None,
         )
-        manifest = self.manifest
         return auto.LocalWorkspace(
             work_dir=str(self.work_dir),
-            program=lambda: run(manifest),
+            program=self._program(),
             env_vars=self._env(),
             secrets_provider="passphrase" if local else None,
             project_settings=settings,
@@ -275,7 +293,7 @@ class Workspace:
     ) -> Result:
         from pulumi import automation as auto
 
-        if self.kubeconfig is None:
+        if self.kubeconfig is None and not in_cluster():
             self.kubeconfig = kubeconfig_path()
         s = self._stack(stack, create=False)
         changes: dict[str, int] = {}
