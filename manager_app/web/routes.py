@@ -190,7 +190,8 @@ def status_context(
     if showing is None:
         next_ready = first is not None
     else:
-        next_ready = first is not None and first.ids != showing
+        # Offer to continue only when the next step asks something this page does not.
+        next_ready = first is not None and not set(first.ids) <= set(showing)
     return {
         "focus": focus,
         "newer": newer,

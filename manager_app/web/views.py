@@ -237,9 +237,7 @@ def make_field(
     if name == "secret":
         return Field(
             widget="input", input_type="password", secret=True, autocomplete="off",
-            hint="Kept encrypted; never shown again." + (
-                " Leave blank to keep the saved value." if answered else ""
-            ),
+            hint="Kept encrypted; never shown again.",
             **common,
         )
     kept = value

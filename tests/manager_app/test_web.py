@@ -299,6 +299,7 @@ async def test_an_invalid_answer_is_shown_inline_and_keeps_the_other_values(tmp_
         assert '<option value="vanilla" selected>' in page
         assert "value=" not in field_tag(page, "app.token")
         assert "leave blank to keep it" in page
+        assert "Continue the setup" not in page  # the step on the page is still the next one
         answered = app.state.store.answered()
         assert {"app.name", "app.token", "app.flavour"} <= set(answered)
         assert "app.admin_email" not in answered
