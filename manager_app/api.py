@@ -9,16 +9,39 @@ a mistyped secret is not sent back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mora_dsl.manifest import Input
 
-from .auth import get_auth, require_auth, verify_csrf_unsafe
-from .core import InvalidAnswer, Manager, NoManifest, UnknownInput
+from .auth import client_key, get_auth, require_auth, verify_csrf_unsafe
+from .cluster import (
+    DEFAULT_TAIL,
+    MAX_TAIL,
+    ClusterError,
+    NotDeployed,
+    NotGenerated,
+    NotStarted,
+    RestartResult,
+    SecretValue,
+    ServiceLogs,
+    ServiceStatus,
+)
+from .core import (
+    InvalidAnswer,
+    Manager,
+    NoManifest,
+    SecretRotated,
+    UnknownInput,
+    UnknownSecret,
+    UnknownService,
+    WrongPassword,
+)
 from .models import (
     AnswerAccepted,
     AnswerRequest,
@@ -31,6 +54,9 @@ from .models import (
     ManifestSubmission,
     PlanResponse,
     RemovalConfirmed,
+    RevealedSecret,
+    RevealRequest,
+    SecretList,
     UpdateList,
     UpdateQueued,
     UpdateRequest,
@@ -196,6 +222,120 @@ def post_update(manager: ManagerDep, body: UpdateRequest | None = None) -> Updat
     """Trigger an update (a retry after a failure, or a refresh of everything)."""
     reason = body.reason if body else "requested"
     return UpdateQueued(update_id=manager.trigger_update(reason))
+
+
+# --------------------------------------------------------------------------- everyday tools
+
+
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    """The tools' exceptions as HTTP answers: 404 unknown or absent, 409 not yet, 502 cluster."""
+    try:
+        yield
+    except (NoManifest, UnknownService, UnknownSecret, NotDeployed) as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    except (NotStarted, NotGenerated) as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
+    except ClusterError as err:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from None
+
+
+_TOOL_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "no such service or secret, or not deployed"},
+    409: {"model": ErrorResponse, "description": "not there yet (a pod not started, a secret "
+                                                 "not generated)"},
+    502: {"model": ErrorResponse, "description": "the cluster could not be asked"},
+}
+
+
+@router.post("/services/{name}/restart", response_model=RestartResult, responses=_TOOL_ERRORS)
+def restart_service(name: str, manager: ManagerDep) -> RestartResult:
+    """Restart a service's pods, as `kubectl rollout restart` does (dry-run: recorded only)."""
+    with _tool_errors():
+        return manager.restart_service(name)
+
+
+@router.get("/services/{name}/logs", response_model=ServiceLogs, responses=_TOOL_ERRORS)
+def service_logs(
+    name: str,
+    manager: ManagerDep,
+    tail_lines: Annotated[int, Query(ge=1, le=MAX_TAIL)] = DEFAULT_TAIL,
+) -> ServiceLogs:
+    """The last lines of the service's newest pod (dry-run: its recorded events)."""
+    with _tool_errors():
+        return manager.service_logs(name, tail_lines)
+
+
+@router.get("/services/{name}/status", response_model=ServiceStatus, responses=_TOOL_ERRORS)
+def service_status(name: str, manager: ManagerDep) -> ServiceStatus:
+    """The service's Deployment: desired and ready replicas, last restart."""
+    with _tool_errors():
+        return manager.service_status(name)
+
+
+@router.get("/secrets", response_model=SecretList, responses={404: {"model": ErrorResponse}})
+def list_secrets(manager: ManagerDep) -> SecretList:
+    """The generated secrets (ids, kinds, users, last rotation); never their values."""
+    with _tool_errors():
+        return SecretList(secrets=manager.generated_secrets())
+
+
+def reveal_checked(request: Request, manager: Manager, secret_id: str, password: str) -> SecretValue:
+    """:meth:`Manager.reveal_secret` behind the login's rate limit (for this route and the pages).
+
+    Wrong passwords count as failed logins, so the reveal form cannot be used to
+    guess the password faster than the login page: 429 once over the limit, 403
+    for a wrong password (401 would read as "your session ended").
+    """
+    limiter = get_auth(request).limiter
+    client = client_key(request)
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many wrong passwords; wait a minute and try again",
+            headers={"Retry-After": str(wait)},
+        )
+    with _tool_errors():
+        try:
+            value = manager.reveal_secret(secret_id, password)
+        except WrongPassword:
+            limiter.failed(client)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong password") from None
+    limiter.succeeded(client)
+    return value
+
+
+@router.post(
+    "/secrets/{secret_id}/reveal",
+    response_model=RevealedSecret,
+    responses={**_TOOL_ERRORS, 429: {"model": ErrorResponse, "description": "too many wrong "
+                                     "passwords"}},
+)
+def reveal_secret(
+    secret_id: str, body: RevealRequest, request: Request, response: Response,
+    manager: ManagerDep,
+) -> RevealedSecret:
+    """A generated secret's value; the admin password must be sent again (`password`).
+
+    403 for a wrong password (also with a valid session or token); wrong passwords
+    share the login's rate limit.
+    """
+    value = reveal_checked(request, manager, secret_id, body.password)
+    response.headers["Cache-Control"] = "no-store"
+    return RevealedSecret(id=secret_id, value=value)
+
+
+@router.post(
+    "/secrets/{secret_id}/rotate",
+    response_model=SecretRotated,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_TOOL_ERRORS,
+)
+def rotate_secret(secret_id: str, manager: ManagerDep) -> SecretRotated:
+    """Replace a generated secret by a new random value; the queued update applies it."""
+    with _tool_errors():
+        return manager.rotate_secret(secret_id)
 
 
 # --------------------------------------------------------------------------- errors

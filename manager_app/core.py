@@ -6,21 +6,45 @@ uses the same methods, so a form and an API call can never behave differently:
 * :meth:`Manager.plan` – the overview (services, states, waves, inputs to ask);
 * :meth:`Manager.submit_answer` – validate, store encrypted, trigger an update;
 * :meth:`Manager.receive_manifest` – store, diff, re-plan, trigger an update;
-* :meth:`Manager.trigger_update` / :meth:`Manager.updates` – the update queue.
+* :meth:`Manager.trigger_update` / :meth:`Manager.updates` – the update queue;
+* everyday tools (:mod:`.cluster`): :meth:`Manager.restart_service`,
+  :meth:`Manager.service_logs`, :meth:`Manager.service_status`,
+  :meth:`Manager.generated_secrets`, :meth:`Manager.reveal_secret` (needs the admin
+  password again) and :meth:`Manager.rotate_secret`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from mora_dsl.manifest import Input, Manifest
+from pydantic import BaseModel
+
+from mora_dsl.manifest import Input, Manifest, Secret
 from mora_dsl.validate import InvalidValue, parse_value
 
 from . import planner
+from .cluster import (
+    DEFAULT_TAIL,
+    ClusterActions,
+    GeneratedSecrets,
+    RestartResult,
+    SecretValue,
+    ServiceLogs,
+    ServiceStatus,
+    Target,
+    make_cluster_actions,
+    make_generated_secrets,
+    secret_users,
+)
+from .credentials import ADMIN_PASSWORD
+from .crypto import verify_password
 from .planner import Changes, Plan
 from .settings import Settings
 from .store import ManifestRecord, Store, UpdateRecord
+
+log = logging.getLogger("mora.manager")
 
 
 class NoManifest(LookupError):
@@ -37,6 +61,42 @@ class UnknownInput(LookupError):
     def __init__(self, input_id: str) -> None:
         super().__init__(f"the manifest has no input {input_id!r}")
         self.input_id = input_id
+
+
+class UnknownService(LookupError):
+    def __init__(self, service: str) -> None:
+        super().__init__(f"the manifest has no service {service!r}")
+        self.service = service
+
+
+class UnknownSecret(LookupError):
+    def __init__(self, secret_id: str) -> None:
+        super().__init__(f"the manifest has no generated secret {secret_id!r}")
+        self.secret_id = secret_id
+
+
+class WrongPassword(PermissionError):
+    """The admin password re-entered to reveal a secret does not match."""
+
+    def __init__(self) -> None:
+        super().__init__("wrong password")
+
+
+class SecretInfo(BaseModel):
+    """A generated secret as the services page lists it (never its value)."""
+
+    id: str
+    name: str
+    kind: str
+    owner: str | None = None
+    used_by: list[str]
+    rotated_at: str | None = None
+
+
+class SecretRotated(BaseModel):
+    id: str
+    rotated_at: str
+    update_id: int
 
 
 class InvalidAnswer(ValueError):
@@ -76,6 +136,10 @@ class Manager:
         self.store = store
         #: Called after anything that should lead to an update (the runner sets it).
         self.on_trigger: Callable[[], None] = lambda: None
+        #: Restart, logs, status: the Kubernetes API, or the dry-run state (tests replace it).
+        self.cluster: ClusterActions = make_cluster_actions(settings)
+        #: Generated secrets' values: the stack's outputs, or the dry-run secrets file.
+        self.secret_values: GeneratedSecrets = make_generated_secrets(settings)
 
     # ------------------------------------------------------------------ manifests
 
@@ -171,3 +235,82 @@ class Manager:
 
     def updates(self, limit: int = 50) -> list[UpdateRecord]:
         return self.store.updates(limit)
+
+    # ------------------------------------------------------------------ everyday tools
+
+    def _target(self, service: str) -> Target:
+        try:
+            return Target.of(self.manifest(), service)
+        except KeyError:
+            raise UnknownService(service) from None
+
+    def restart_service(self, service: str) -> RestartResult:
+        """Roll the service's pods, as ``kubectl rollout restart`` does (blocking: a thread).
+
+        Raises :class:`UnknownService`, :class:`~.cluster.NotDeployed` or
+        :class:`~.cluster.ClusterError`.
+        """
+        result = self.cluster.restart(self._target(service))
+        log.info("service %s restarted", service)
+        return result
+
+    def service_logs(self, service: str, tail_lines: int = DEFAULT_TAIL) -> ServiceLogs:
+        """The last lines of the service's newest pod (dry-run: its recorded events)."""
+        return self.cluster.logs(self._target(service), tail_lines)
+
+    def service_status(self, service: str) -> ServiceStatus:
+        """The service's Deployment: desired and ready replicas, last restart."""
+        return self.cluster.status(self._target(service))
+
+    def _secret(self, secret_id: str) -> Secret:
+        try:
+            return self.manifest().secret(secret_id)
+        except KeyError:
+            raise UnknownSecret(secret_id) from None
+
+    def generated_secrets(self) -> list[SecretInfo]:
+        """Every generated secret of the manifest, with its users and last rotation."""
+        manifest = self.manifest()
+        rotated = self.store.rotated_at()
+        return [
+            SecretInfo(
+                id=s.id, name=s.name, kind=s.kind, owner=s.owner,
+                used_by=secret_users(manifest, s.id), rotated_at=rotated.get(s.id),
+            )
+            for s in manifest.secrets
+        ]
+
+    def check_admin_password(self, password: str) -> bool:
+        stored = self.store.credential(ADMIN_PASSWORD)
+        return stored is not None and bool(password) and verify_password(password, stored)
+
+    def reveal_secret(self, secret_id: str, password: str) -> SecretValue:
+        """A generated secret's value, only with the admin password entered again.
+
+        The password is checked here, not by the callers, so no page or route can
+        forget it; callers add the login rate limit (:func:`manager_app.api.reveal_checked`).
+        Raises :class:`UnknownSecret`, :class:`WrongPassword`,
+        :class:`~.cluster.NotGenerated` or :class:`~.cluster.ClusterError`. Only the
+        id is logged, as an audit line.
+        """
+        secret = self._secret(secret_id)
+        if not self.check_admin_password(password):
+            raise WrongPassword()
+        value = self.secret_values.reveal(self.manifest(), secret)
+        log.info("generated secret %s revealed to the admin", secret_id)
+        return value
+
+    def rotate_secret(self, secret_id: str) -> SecretRotated:
+        """Give the secret a new value: a new rotation stamp, then an update applies it.
+
+        The stamp is stored first (so a crash cannot lose the rotation); the dry
+        run also writes the new random value at once.
+        """
+        secret = self._secret(secret_id)
+        self.store.rotate_secret(secret_id)
+        self.secret_values.rotate(self.manifest(), secret)
+        update_id = self.trigger_update(f"rotation of {secret_id}", [f"rotate secret {secret_id}"])
+        log.info("generated secret %s rotated", secret_id)
+        return SecretRotated(
+            id=secret_id, rotated_at=self.store.rotated_at()[secret_id], update_id=update_id
+        )

@@ -21,6 +21,7 @@ import asyncio
 import json
 import secrets
 import string
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -73,10 +74,18 @@ def make_deployer(settings: Settings) -> Deployer:
 
 
 class DryRunDeployer:
-    """Renders offline and pretends the cluster applied it. See the module docstring."""
+    """Renders offline and pretends the cluster applied it. See the module docstring.
+
+    It also keeps a small event log per service (``events.jsonl``: what an update
+    applied, restarts, rotations; never a value), which the dry-run cluster actions
+    (:mod:`manager_app.cluster`) serve as the service's "recent logs".
+    """
 
     SECRETS_FILE = "secrets.json"
     OBJECTS_FILE = "objects.json"
+    EVENTS_FILE = "events.jsonl"
+    #: Guards the secrets file: an update (worker thread) and a rotation (request) both write it.
+    _secrets_lock = threading.Lock()
 
     def __init__(self, folder: Path, *, delay: float = 0.0) -> None:
         self.folder = folder
@@ -95,6 +104,10 @@ class DryRunDeployer:
             time.sleep(self.delay)  # test-only: leaves time to kill the manager mid-update
         write_private(self.folder / self.OBJECTS_FILE, json.dumps(objects, indent=1).encode())
         deployed = sorted(config.deploy or [])
+        for name in deployed:
+            service = next((s for s in manifest.services if s.name == name), None)
+            image = service.image if service is not None and isinstance(service.image, str) else "?"
+            self.record_event(name, f"update applied (dry run): image {image}")
         return DeployResult(deployed=deployed, changes={"same": len(objects)})
 
     def refresh(self, manifest: Manifest, config: StackConfig) -> None:
@@ -103,11 +116,19 @@ class DryRunDeployer:
     # ------------------------------------------------------------------ generated secrets
 
     def _ensure_secrets(self, manifest: Manifest) -> None:
-        values = self.secret_values()
-        missing = [s for s in manifest.secrets if s.id not in values]
-        if missing:
-            for secret in missing:
-                values[secret.id] = generate_secret(secret)
+        with self._secrets_lock:
+            values = self.secret_values()
+            missing = [s for s in manifest.secrets if s.id not in values]
+            if missing:
+                for secret in missing:
+                    values[secret.id] = generate_secret(secret)
+                write_private(self.folder / self.SECRETS_FILE, json.dumps(values).encode())
+
+    def rotate_secret(self, secret: Secret) -> None:
+        """Replace one generated secret by a new random value (the next update applies it)."""
+        with self._secrets_lock:
+            values = self.secret_values()
+            values[secret.id] = generate_secret(secret)
             write_private(self.folder / self.SECRETS_FILE, json.dumps(values).encode())
 
     def secret_values(self) -> dict[str, Any]:
@@ -119,6 +140,33 @@ class DryRunDeployer:
         """The objects of the last dry-run update (secrets as placeholders)."""
         path = self.folder / self.OBJECTS_FILE
         return json.loads(path.read_text()) if path.exists() else []
+
+    # ------------------------------------------------------------------ events (dry-run "logs")
+
+    def record_event(self, service: str, message: str) -> None:
+        """Append one line to ``service``'s event log. Callers never put a value in ``message``."""
+        from datetime import UTC, datetime
+
+        line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "service": service, "message": message}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / self.EVENTS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def events(self, service: str, limit: int = 100) -> list[dict[str, str]]:
+        """The last ``limit`` events of ``service``, oldest first."""
+        path = self.folder / self.EVENTS_FILE
+        if not path.exists():
+            return []
+        found = []
+        for text in path.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(text)
+            except ValueError:
+                continue  # a line cut short by a crash
+            if event.get("service") == service:
+                found.append(event)
+        return found[-limit:] if limit > 0 else []
 
 
 def _with_event_loop(fn: Callable[[], T]) -> T:

@@ -2,7 +2,7 @@
 
 Kept apart from the routes so the wizard and micromanager clients can import
 them without FastAPI routing. No response model has a field that could carry an
-answer's value.
+answer's value, and only :class:`RevealedSecret` carries a generated secret's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mora_dsl.manifest import Manifest
 
+from .core import SecretInfo
 from .planner import Changes, PendingInput, ServicePlan
 from .store import UpdateRecord
 
@@ -94,6 +95,25 @@ class UpdateQueued(BaseModel):
 class RemovalConfirmed(BaseModel):
     service: str
     update_id: int | None = None
+
+
+class SecretList(BaseModel):
+    secrets: list[SecretInfo]
+
+
+class RevealRequest(BaseModel):
+    """The admin password, entered again: revealing a secret is worth a second check."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, repr=False)
+
+
+class RevealedSecret(BaseModel):
+    """The only response that carries a secret's value (sent with ``Cache-Control: no-store``)."""
+
+    id: str
+    #: Text, or the PEM parts of a key or certificate by name.
+    value: str | dict[str, str] = Field(repr=False)
 
 
 class ErrorItem(BaseModel):

@@ -148,6 +148,7 @@ class Runner:
             params=manager.params(),
             answers={k: SecretStr(v) for k, v in store.answers().items() if k in input_ids},
             deploy=frozenset(deploy),
+            rotate=store.rotations(),
         )
         states = store.states()
         starting = {n: "deploying" for n in deploy if states.get(n) != "running"}

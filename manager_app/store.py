@@ -100,6 +100,14 @@ MIGRATIONS: list[str] = [
         expires_at TEXT NOT NULL
     );
     """,
+    # 4: rotation stamps of generated secrets (kept for good: dropping one would regenerate it)
+    """
+    CREATE TABLE secret_rotations (
+        secret_id TEXT PRIMARY KEY,
+        stamp TEXT NOT NULL,
+        rotated_at TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -481,6 +489,32 @@ class Store:
     def delete_session(self, id_hash: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM sessions WHERE id_hash = ?", (id_hash,))
+
+    # ------------------------------------------------------------------ secret rotations
+
+    def rotate_secret(self, secret_id: str) -> str:
+        """Give ``secret_id`` a new rotation stamp (the stack regenerates it); returns the stamp."""
+        import secrets as _secrets
+
+        stamp = f"{now()}-{_secrets.token_hex(4)}"
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO secret_rotations (secret_id, stamp, rotated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (secret_id) DO UPDATE SET stamp = excluded.stamp,"
+                " rotated_at = excluded.rotated_at",
+                (secret_id, stamp, now()),
+            )
+        return stamp
+
+    def rotations(self) -> dict[str, str]:
+        """Secret id → rotation stamp, for :attr:`stacks.config.StackConfig.rotate`."""
+        rows = self._query("SELECT secret_id, stamp FROM secret_rotations ORDER BY secret_id")
+        return {r["secret_id"]: r["stamp"] for r in rows}
+
+    def rotated_at(self) -> dict[str, str]:
+        """Secret id → when it was last rotated."""
+        rows = self._query("SELECT secret_id, rotated_at FROM secret_rotations")
+        return {r["secret_id"]: r["rotated_at"] for r in rows}
 
     # ------------------------------------------------------------------ micromanagers
 

@@ -29,6 +29,7 @@ from mora_dsl.manifest import (
     Port,
     Project,
     Ref,
+    Secret,
     Service,
     Span,
     TypeSpec,
@@ -99,6 +100,18 @@ def build_manifest(
     from manager_app.planner import waves
 
     return manifest.model_copy(update={"graph": Graph(edges=edges, waves=waves(manifest))})
+
+
+def manifest_with_secret() -> Manifest:
+    """db and app; app has a generated password (``app.db_password``) in its env."""
+    base = build_manifest({"db": [], "app": ["db"]})
+    secret = Secret(id="app.db_password", name="db_password", owner="app", kind="password",
+                    args={"length": 24}, span=SPAN)
+    app = base.service("app")
+    env = {**app.environment, "DB_PASSWORD": Ref(ref="secret:app.db_password")}
+    services = [s if s.name != "app" else s.model_copy(update={"environment": env})
+                for s in base.services]
+    return base.model_copy(update={"secrets": [secret], "services": services})
 
 
 @functools.cache
