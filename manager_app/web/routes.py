@@ -34,9 +34,28 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from ..api import reveal_checked
 from ..auth import Auth, csrf_token, get_auth, verify_csrf
-from ..core import InvalidAnswer, Manager, NoManifest, UnknownInput
-from ..deployers import DryRunDeployer
+from ..cluster import (
+    DEFAULT_TAIL,
+    MAX_TAIL,
+    ClusterError,
+    NotDeployed,
+    NotGenerated,
+    NotStarted,
+    SecretValue,
+    ServiceLogs,
+    ServiceStatus,
+)
+from ..core import (
+    InvalidAnswer,
+    Manager,
+    NoManifest,
+    SecretInfo,
+    UnknownInput,
+    UnknownSecret,
+    UnknownService,
+)
 from ..planner import Plan
 from ..store import UpdateRecord
 from . import views
@@ -504,29 +523,36 @@ def wizard_status(request: Request, update: str | None = None, showing: str | No
 
 
 # --------------------------------------------------------------------------- services
+#
+# The everyday tools are the core's (:meth:`Manager.restart_service`, ``service_logs``,
+# ``service_status``, ``generated_secrets``, ``reveal_secret``, ``rotate_secret``); in a
+# dry run they act on the dry-run state. Their blocking calls run in a worker thread.
 
 
-def _dry_run_secrets(request: Request) -> DryRunDeployer | None:
-    runner = getattr(request.app.state, "runner", None)
-    deployer = getattr(runner, "deployer", None)
-    return deployer if isinstance(deployer, DryRunDeployer) else None
+def _service_or_404(manager: Manager, name: str) -> None:
+    try:
+        manager.manifest().service(name)
+    except (KeyError, NoManifest):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r}") from None
 
 
-def _service_secrets(manager: Manager, name: str) -> list[str]:
-    """The generated secrets a service owns or uses, in manifest order."""
-    from mora_dsl.values import refs
+def _secrets_of(manager: Manager, name: str) -> list[SecretInfo]:
+    """The generated secrets a service owns or uses (never their values)."""
+    return [s for s in manager.generated_secrets() if s.owner == name or name in s.used_by]
 
-    manifest = manager.manifest()
-    svc = manifest.service(name)
-    used: list[str] = list(svc.secrets)
-    values: list[Any] = [svc.image, *(svc.command or []), *(svc.args or []),
-                         *svc.environment.values(), *(f.content for f in svc.files)]
-    for value in values:
-        for ref in refs(value):
-            if ref.kind == "secret" and ref.path not in used:
-                used.append(ref.path)
-    known = {s.id for s in manifest.secrets}
-    return [s for s in used if s in known]
+
+def _tool_message(err: Exception) -> tuple[int, str]:
+    """A tool's failure as an HTTP status and a sentence for the page."""
+    if isinstance(err, NotDeployed):
+        return status.HTTP_409_CONFLICT, f"Not deployed yet: {err}"
+    if isinstance(err, (NotStarted, NotGenerated)):
+        return status.HTTP_409_CONFLICT, f"Not there yet: {err}"
+    if isinstance(err, ClusterError):
+        return status.HTTP_502_BAD_GATEWAY, f"The cluster could not be asked: {err}"
+    return status.HTTP_404_NOT_FOUND, str(err)
+
+
+TOOL_ERRORS = (NotDeployed, NotStarted, NotGenerated, ClusterError, UnknownService, UnknownSecret)
 
 
 @router.get("/services", response_class=HTMLResponse)
@@ -534,45 +560,45 @@ def services(request: Request) -> Response:
     _require_page(request)
     context = _overview_context(request)
     rows = [r for wave in context.get("waves", []) for r in wave]
-    return render(
-        request, "services.html",
-        {"title": "Services", **context, "rows": rows,
-         "can_reveal": _dry_run_secrets(request) is not None},
-        nav="services",
-    )
+    return render(request, "services.html", {"title": "Services", **context, "rows": rows},
+                  nav="services")
 
 
 def _service_page(
     request: Request,
     name: str,
     *,
-    revealed: tuple[str, Any] | None = None,
+    revealed: tuple[str, SecretValue] | None = None,
     error: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    """The service's page: facts, live status, restart, logs link, secrets, history."""
     manager = _manager(request)
-    plan = _plan_or_none(manager)
-    if plan is None:
+    if _plan_or_none(manager) is None:
         return _redirect("/services")
-    try:
-        manager.manifest().service(name)
-    except KeyError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r}") from None
+    _service_or_404(manager, name)
     context = _overview_context(request)
     row = next(r for wave in context["waves"] for r in wave if r.name == name)
-    deployer = _dry_run_secrets(request)
-    generated = set(deployer.secret_values()) if deployer is not None else set()
-    manifest = manager.manifest()
-    secrets = [
-        {"id": s, "kind": manifest.secret(s).kind, "generated": s in generated}
-        for s in _service_secrets(manager, name)
-    ]
+    deployment: ServiceStatus | None = None
+    deployment_note: str | None = None
+    try:
+        deployment = manager.service_status(name)
+    except TOOL_ERRORS as err:
+        deployment_note = _tool_message(err)[1]
+    query = request.query_params
+    flash = None
+    if query.get("restarted"):
+        flash = f"{name} was restarted."
+    elif query.get("rotated"):
+        flash = (f"{query['rotated']} has a new value; update #{query.get('update', '?')} "
+                 "applies it to the services that use it.")
     history = [u for u in manager.updates(50) if name in u.deploy][:10]
     return render(
         request, "service.html",
-        {"title": name, "row": row, "secrets": secrets, "can_reveal": deployer is not None,
-         "revealed": revealed, "error": error, "history": history},
+        {"title": name, "row": row, "secrets": _secrets_of(manager, name),
+         "revealed": revealed, "error": error, "history": history, "flash": flash,
+         "deployment": deployment, "deployment_note": deployment_note},
         nav="services", status_code=status_code, no_store=True, headers=headers,
     )
 
@@ -583,51 +609,96 @@ def service_detail(request: Request, name: str) -> Response:
     return _service_page(request, name)
 
 
-@router.post("/services/{name}/reveal", response_class=HTMLResponse)
-async def reveal_secret(request: Request, name: str) -> Response:
-    """Show one generated secret after the admin password was entered again (dry run)."""
+@router.get("/services/{name}/logs", response_class=HTMLResponse)
+def service_logs(request: Request, name: str, tail: str | None = None) -> Response:
+    """The last lines of the service's newest pod (dry run: its recorded events)."""
+    _require_page(request)
+    manager = _manager(request)
+    _service_or_404(manager, name)
+    lines = max(1, min(_int(tail) or DEFAULT_TAIL, MAX_TAIL))
+    try:
+        logs: ServiceLogs | None = manager.service_logs(name, lines)
+        note = None
+        code = 200
+    except TOOL_ERRORS as err:
+        logs = None
+        code, note = _tool_message(err)
+    return render(
+        request, "logs.html",
+        {"title": f"{name}: recent logs", "name": name, "logs": logs, "note": note,
+         "tail": lines},
+        nav="services", status_code=code, no_store=True,
+    )
+
+
+@router.post("/services/{name}/restart")
+async def restart_service(request: Request, name: str) -> Response:
     _require_page(request)
     if (denied := await _csrf_failure(request)) is not None:
         return denied
     manager = _manager(request)
+    _service_or_404(manager, name)
+    try:
+        await run_in_threadpool(manager.restart_service, name)
+    except TOOL_ERRORS as err:
+        code, message = _tool_message(err)
+        return _service_page(request, name, error=message, status_code=code)
+    return _redirect(f"/services/{quote(name, safe='')}?restarted=1")
+
+
+@router.post("/services/{name}/secrets/{secret_id}/rotate")
+async def rotate_secret(request: Request, name: str, secret_id: str) -> Response:
+    """Give one of the service's generated secrets a new value; an update applies it."""
+    _require_page(request)
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    manager = _manager(request)
+    _service_or_404(manager, name)
+    if secret_id not in {s.id for s in _secrets_of(manager, name)}:
+        return _service_page(request, name, error="Choose one of this service's secrets.",
+                             status_code=status.HTTP_404_NOT_FOUND)
+    try:
+        rotated = await run_in_threadpool(manager.rotate_secret, secret_id)
+    except TOOL_ERRORS as err:
+        code, message = _tool_message(err)
+        return _service_page(request, name, error=message, status_code=code)
+    query = urlencode({"rotated": secret_id, "update": rotated.update_id})
+    return _redirect(f"/services/{quote(name, safe='')}?{query}")
+
+
+@router.post("/services/{name}/reveal", response_class=HTMLResponse)
+async def reveal_secret(request: Request, name: str) -> Response:
+    """Show one generated secret after the admin password was entered again.
+
+    Goes through :func:`manager_app.api.reveal_checked`, so wrong passwords count
+    against the login rate limit exactly as on the API.
+    """
+    _require_page(request)
+    if (denied := await _csrf_failure(request)) is not None:
+        return denied
+    manager = _manager(request)
+    _service_or_404(manager, name)
     form = await request.form()
     secret_id = form.get("secret")
     password = form.get("password")
+    if not isinstance(secret_id, str) or secret_id not in {s.id for s in _secrets_of(manager, name)}:
+        return _service_page(request, name, error="Choose one of this service's secrets.",
+                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        allowed = _service_secrets(manager, name)
-    except (KeyError, NoManifest):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {name!r}") from None
-    deployer = _dry_run_secrets(request)
-    if deployer is None:
-        return _service_page(
-            request, name, error="Revealing a secret needs the cluster; not available here.",
-            status_code=status.HTTP_409_CONFLICT,
-        )
-    if not isinstance(secret_id, str) or secret_id not in allowed:
-        return _service_page(
-            request, name, error="Choose one of this service's secrets.",
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-    try:
-        await run_in_threadpool(
-            _auth(request).check_password, request, password if isinstance(password, str) else ""
+        value = await run_in_threadpool(
+            reveal_checked, request, manager, secret_id, password if isinstance(password, str) else ""
         )
     except HTTPException as err:
         if err.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
-            message = "Too many failed attempts. Wait a minute, then try again."
-        else:
+            wait = (err.headers or {}).get("Retry-After", "60")
+            message = f"Too many wrong passwords. Wait {wait} seconds, then try again."
+        elif err.status_code == status.HTTP_403_FORBIDDEN:
             message = "That password is not right."
-        return _service_page(
-            request, name, error=message, status_code=err.status_code,
-            headers=dict(err.headers or {}),
-        )
-    values = deployer.secret_values()
-    if secret_id not in values:
-        return _service_page(
-            request, name, error="That secret is generated by the first update that deploys it.",
-            status_code=status.HTTP_409_CONFLICT,
-        )
-    return _service_page(request, name, revealed=(secret_id, values[secret_id]))
+        else:
+            message = str(err.detail)
+        return _service_page(request, name, error=message, status_code=err.status_code,
+                             headers=dict(err.headers or {}))
+    return _service_page(request, name, revealed=(secret_id, value))
 
 
 def _quote(value: str) -> str:

@@ -192,6 +192,8 @@ async def test_every_form_post_is_refused_without_the_csrf_token(tmp_path: Path)
             "/updates/retry": {},
             "/removals/lldap/confirm": {},
             "/services/lldap/reveal": {"secret": "lldap.jwt_secret", "password": PASSWORD},
+            "/services/lldap/restart": {},
+            "/services/lldap/secrets/lldap.jwt_secret/rotate": {},
         }
         for path, data in posts.items():
             for sent in ({}, {"csrf_token": "not-the-token"}):
@@ -396,16 +398,17 @@ async def test_services_table_and_a_secret_revealed_only_with_the_password(tmp_p
         assert detail.status_code == 200
         assert "lldap.jwt_secret" in detail.text and "ldap_admin_password" in detail.text
         assert label_for(detail.text, "Admin password") == "reveal-password"
-        assert re.search(r"<button [^>]*disabled[^>]*>Rotate</button>", detail.text)
-        assert re.search(r"<button [^>]*disabled[^>]*>Restart</button>", detail.text)
-        value = app.state.runner.deployer.secret_values()["lldap.jwt_secret"]
+        assert "1 of 1 ready" in detail.text
+        value = app.state.manager.secret_values.reveal(
+            media_server(), media_server().secret("lldap.jwt_secret")
+        )
         assert value not in detail.text
 
         wrong = await client.post("/services/lldap/reveal", data={
             "csrf_token": token, "secret": "lldap.jwt_secret", "password": "guess",
         })
-        assert wrong.status_code == 401 and value not in wrong.text
-        assert "That password is not right" in wrong.text
+        assert wrong.status_code == 403 and value not in wrong.text
+        assert "That password is not right" in wrong.text and "guess" not in wrong.text
         other = await client.post("/services/lldap/reveal", data={
             "csrf_token": token, "secret": "sonarr.api_key", "password": PASSWORD,
         })
@@ -414,10 +417,40 @@ async def test_services_table_and_a_secret_revealed_only_with_the_password(tmp_p
             "csrf_token": token, "secret": "lldap.jwt_secret", "password": PASSWORD,
         })
         assert shown.status_code == 200
-        assert value in shown.text  # (not printed: the assertion message would show it)
+        assert value in shown.text  # (a bare `in`: a failing assertion would not print it)
         assert shown.headers["cache-control"] == "no-store"
         assert value not in (await client.get("/services/lldap")).text
         assert (await client.get("/services/nope")).status_code == 404
+
+
+async def test_restart_logs_and_rotation_act_on_the_dry_run_state(tmp_path: Path) -> None:
+    async with app_with(tmp_path, media_server(), MEDIA_PARAMS) as (app, client):
+        token = await login(client)
+        restart = await client.post("/services/lldap/restart", data={"csrf_token": token})
+        assert restart.status_code == 303
+        page = (await client.get(restart.headers["location"])).text
+        assert "lldap was restarted." in page and "last restart" in page
+        logs = await client.get("/services/lldap/logs?tail=50")
+        assert logs.status_code == 200
+        assert "restarted by the admin (dry run)" in logs.text
+        # janitorr is not deployed yet: no restart, said in words.
+        blocked = await client.post("/services/janitorr/restart", data={"csrf_token": token})
+        assert blocked.status_code == 409 and "Not deployed yet" in blocked.text
+
+        secret = media_server().secret("lldap.jwt_secret")
+        before = app.state.manager.secret_values.reveal(media_server(), secret)
+        rotate = await client.post(
+            "/services/lldap/secrets/lldap.jwt_secret/rotate", data={"csrf_token": token}
+        )
+        assert rotate.status_code == 303 and "rotated=lldap.jwt_secret" in rotate.headers["location"]
+        after = app.state.manager.secret_values.reveal(media_server(), secret)
+        assert after != before
+        page = (await client.get(rotate.headers["location"])).text
+        assert "has a new value" in page and after not in page and before not in page
+        foreign = await client.post(
+            "/services/lldap/secrets/sonarr.api_key/rotate", data={"csrf_token": token}
+        )
+        assert foreign.status_code == 404
 
 
 async def test_pages_without_a_manifest_say_what_to_do(tmp_path: Path) -> None:
