@@ -569,6 +569,7 @@ def _service_page(
     name: str,
     *,
     revealed: tuple[str, SecretValue] | None = None,
+    confirm_rotate: SecretInfo | None = None,
     error: str | None = None,
     status_code: int = 200,
     headers: dict[str, str] | None = None,
@@ -597,7 +598,7 @@ def _service_page(
     return render(
         request, "service.html",
         {"title": name, "row": row, "secrets": _secrets_of(manager, name),
-         "revealed": revealed, "error": error, "history": history, "flash": flash,
+         "revealed": revealed, "confirm_rotate": confirm_rotate, "error": error, "history": history, "flash": flash,
          "deployment": deployment, "deployment_note": deployment_note},
         nav="services", status_code=status_code, no_store=True, headers=headers,
     )
@@ -654,9 +655,14 @@ async def rotate_secret(request: Request, name: str, secret_id: str) -> Response
         return denied
     manager = _manager(request)
     _service_or_404(manager, name)
-    if secret_id not in {s.id for s in _secrets_of(manager, name)}:
+    mine = {s.id: s for s in _secrets_of(manager, name)}
+    if secret_id not in mine:
         return _service_page(request, name, error="Choose one of this service's secrets.",
                              status_code=status.HTTP_404_NOT_FOUND)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        # A new value breaks whatever still holds the old one: ask once more (no script needed).
+        return _service_page(request, name, confirm_rotate=mine[secret_id])
     try:
         rotated = await run_in_threadpool(manager.rotate_secret, secret_id)
     except TOOL_ERRORS as err:

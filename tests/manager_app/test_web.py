@@ -439,8 +439,14 @@ async def test_restart_logs_and_rotation_act_on_the_dry_run_state(tmp_path: Path
 
         secret = media_server().secret("lldap.jwt_secret")
         before = app.state.manager.secret_values.reveal(media_server(), secret)
-        rotate = await client.post(
+        ask = await client.post(
             "/services/lldap/secrets/lldap.jwt_secret/rotate", data={"csrf_token": token}
+        )
+        assert ask.status_code == 200 and "Yes, rotate lldap.jwt_secret" in ask.text
+        assert app.state.manager.secret_values.reveal(media_server(), secret) == before
+        rotate = await client.post(
+            "/services/lldap/secrets/lldap.jwt_secret/rotate",
+            data={"csrf_token": token, "confirm": "yes"},
         )
         assert rotate.status_code == 303 and "rotated=lldap.jwt_secret" in rotate.headers["location"]
         after = app.state.manager.secret_values.reveal(media_server(), secret)
