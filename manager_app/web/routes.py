@@ -69,6 +69,8 @@ templates = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    # Templates ship with the package: compile each once, never stat it per request.
+    auto_reload=False,
 )
 templates.globals["STATE_LABELS"] = views.STATE_LABELS
 

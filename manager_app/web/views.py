@@ -346,7 +346,6 @@ class ServiceRow:
     image: str
     error: str | None
     last_update: UpdateRecord | None
-    secrets: list[str]
 
 
 def service_rows(
@@ -373,7 +372,6 @@ def service_rows(
                 image=display_text(svc.image, manifest, params),
                 error=rec.error if rec is not None and sp.state == "failed" else None,
                 last_update=updates.get(rec.last_update_id) if rec and rec.last_update_id else None,
-                secrets=list(svc.secrets),
             )
         )
     return rows
