@@ -16,12 +16,13 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from mora_dsl.manifest import Manifest, Service
 from mora_dsl.values import refs
 
 from .errors import ConfigError
+from .naming import k8s_name, valid_namespace
 
 #: Prefix of the Pulumi config keys that hold wizard answers (``mora:input.jellyfin.api_key``).
 INPUT_PREFIX = "input."
@@ -40,6 +41,10 @@ class StackConfig(BaseModel):
     answers: dict[str, SecretStr] = Field(default_factory=dict)
     #: The services to deploy now; ``None`` means every service whose inputs are answered.
     deploy: frozenset[str] | None = None
+    #: The namespace of every object of this stack; ``None``: the one the project names.
+    #: Two stacks of one project on one cluster need different namespaces, or they
+    #: would create the same objects (``mora init --namespace``).
+    namespace: str | None = None
     cluster_domain: str = "cluster.local"
     #: A cert-manager ClusterIssuer for ingress certificates; ``None``: mora's internal CA.
     cert_manager_issuer: str | None = None
@@ -60,9 +65,24 @@ class StackConfig(BaseModel):
     #: without the service removes the claims from the stack, not from the cluster.
     released: frozenset[str] = frozenset()
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        if value is not None and not valid_namespace(value):
+            raise ValueError(
+                f"{value!r} is not a valid namespace name (lower-case letters, digits and "
+                "`-`, starting with a letter, at most 63 characters)"
+            )
+        return value
+
     def answer(self, input_id: str) -> str | None:
         value = self.answers.get(input_id)
         return None if value is None else value.get_secret_value()
+
+
+def stack_namespace(manifest: Manifest, config: StackConfig) -> str:
+    """The namespace this stack's objects live in: its own setting, else the project's."""
+    return config.namespace or k8s_name(manifest.project.namespace)
 
 
 # --------------------------------------------------------------------------- what a service needs
@@ -157,6 +177,7 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
         out[INPUT_PREFIX + input_id] = (answer.get_secret_value(), True)
     settings: dict[str, Any] = {
         "deploy": None if config.deploy is None else json.dumps(sorted(config.deploy)),
+        "namespace": config.namespace,
         "cluster_domain": config.cluster_domain,
         "cert_manager_issuer": config.cert_manager_issuer,
         "ingress_class": config.ingress_class,
@@ -173,8 +194,8 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
 
 
 SETTINGS = (
-    "deploy", "cluster_domain", "cert_manager_issuer", "ingress_class", "render_group",
-    "storage_class", "rotate", "release_volumes", "released",
+    "deploy", "namespace", "cluster_domain", "cert_manager_issuer", "ingress_class",
+    "render_group", "storage_class", "rotate", "release_volumes", "released",
 )
 
 
@@ -206,6 +227,7 @@ def from_pulumi_config(manifest: Manifest, values: dict[str, str]) -> StackConfi
     fields: dict[str, Any] = {"params": params, "answers": answers}
     loaders: dict[str, Callable[[str], Any]] = {
         "deploy": lambda t: frozenset(json.loads(t)),
+        "namespace": str,
         "cluster_domain": str,
         "cert_manager_issuer": str,
         "ingress_class": str,
@@ -221,4 +243,7 @@ def from_pulumi_config(manifest: Manifest, values: dict[str, str]) -> StackConfi
                 fields[key] = loaders[key](text)
             except ValueError:
                 raise ConfigError(f"stack setting {key!r} is not valid") from None
-    return StackConfig.model_validate(fields)
+    try:
+        return StackConfig.model_validate(fields)
+    except ValueError as err:  # pydantic's ValidationError, e.g. a bad namespace
+        raise ConfigError(f"the stack config is not valid: {err}") from None

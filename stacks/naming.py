@@ -12,6 +12,7 @@ import re
 from mora_dsl.manifest import Manifest, Service
 
 MANAGED_BY = "mora"
+_NAMESPACE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
@@ -31,9 +32,14 @@ def key_name(text: str) -> str:
     return key or "file"
 
 
-def service_host(manifest: Manifest, service: str, cluster_domain: str) -> str:
-    """In-cluster DNS name of a service's Service object."""
-    return f"{k8s_name(service)}.{manifest.project.namespace}.svc.{cluster_domain}"
+def valid_namespace(name: str) -> bool:
+    """Whether ``name`` can name a namespace (a DNS-1123 label; mora also wants a letter first)."""
+    return bool(_NAMESPACE.match(name))
+
+
+def service_host(service: str, namespace: str, cluster_domain: str) -> str:
+    """In-cluster DNS name of a service's Service object in the stack's ``namespace``."""
+    return f"{k8s_name(service)}.{namespace}.svc.{cluster_domain}"
 
 
 def selector_labels(manifest: Manifest, service: Service) -> dict[str, str]:

@@ -28,7 +28,7 @@ from .config import (
 )
 from .context import Context
 from .errors import ConfigError
-from .naming import k8s_name, labels
+from .naming import labels
 from .resolve import Resolver
 from .secrets import GeneratedSecret, SecretsComponent, issue_certificate
 from .volumes import claim
@@ -45,7 +45,7 @@ def service_order(manifest: Manifest) -> list[str]:
 
 
 class Shared(pulumi.ComponentResource):
-    """The project's namespace, its shared claims and mora's ingress CA."""
+    """The stack's namespace, its shared claims and mora's ingress CA."""
 
     def __init__(self, ctx: Context, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mora:index:Shared", "shared", None, opts)
@@ -157,7 +157,7 @@ def build(manifest: Manifest, config: StackConfig) -> dict[str, Any]:
     deploy = deploy_set(manifest, config)
     store: dict[str, GeneratedSecret] = {}
     resolver = Resolver(manifest, config, store)
-    ctx = Context(manifest, config, resolver, namespace=k8s_name(manifest.project.namespace))
+    ctx = Context(manifest, config, resolver, namespace=resolver.namespace)
     shared = Shared(ctx)
     SecretsComponent(manifest, resolver, store, dict(config.rotate))
     if not config.cert_manager_issuer:

@@ -2,8 +2,8 @@
 
 The compiler folded every constant; what is left here needs a deployment: a
 param (stack config), a wizard answer (secret stack config), a generated secret
-(a pulumi-random / pulumi-tls output) or a service address (domain, namespace,
-cluster domain). A value becomes an ``Output`` only when it needs a generated
+(a pulumi-random / pulumi-tls output) or a service address (domain, the stack's
+namespace, cluster domain). A value becomes an ``Output`` only when it needs a generated
 secret or an answer, and such a value is always marked secret, so Pulumi keeps
 it encrypted in state and `stacks` knows to put it into a Kubernetes Secret.
 """
@@ -18,7 +18,7 @@ import pulumi
 from mora_dsl.manifest import Manifest, Ref
 from mora_dsl.values import EvaluationError, evaluate, refs, to_text
 
-from .config import StackConfig
+from .config import StackConfig, stack_namespace
 from .errors import ConfigError, StackError
 from .naming import service_host
 
@@ -47,6 +47,8 @@ class Resolver:
         self.manifest = manifest
         self.config = config
         self.secrets = secrets
+        #: Where the stack's objects live, so ``service:X.host`` points into this stack only.
+        self.namespace = stack_namespace(manifest, config)
 
     # ------------------------------------------------------------------ public
 
@@ -102,7 +104,7 @@ class Resolver:
         return f"{sub}.{self.domain(f'the public address of {service!r}')}"
 
     def host(self, service: str) -> str:
-        return service_host(self.manifest, service, self.config.cluster_domain)
+        return service_host(service, self.namespace, self.config.cluster_domain)
 
     def internal_url(self, service: str) -> str:
         ports = self.manifest.service(service).ports
