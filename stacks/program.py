@@ -35,6 +35,8 @@ from .volumes import claim
 
 INGRESS_CA = "mora-ingress-ca"
 INGRESS_TLS = "mora-ingress-tls"
+#: The key of the CA certificate in the ``mora-ingress-ca`` ConfigMap and the TLS Secret.
+CA_KEY = "ca.crt"
 
 
 def service_order(manifest: Manifest) -> list[str]:
@@ -62,6 +64,8 @@ class Shared(pulumi.ComponentResource):
                 claim(ctx, volume, None, self)
         self._ctx = ctx
         self._ca: GeneratedSecret | None = None
+        #: The ingress CA's certificate (public), once the CA exists: a stack output.
+        self.ca_cert_pem: pulumi.Output[str] | None = None
         self.register_outputs({})
 
     def ingress_ca(self) -> GeneratedSecret:
@@ -88,14 +92,28 @@ class Shared(pulumi.ComponentResource):
                     "cert_pem": cert.cert_pem,
                 },
             )
+            # Published so browsers, pods and `mora ca` can trust the CA. Only the
+            # certificate: it is public by nature, so it is explicitly not a secret
+            # (its key never leaves the state and the TLS Secret's signing step).
+            self.ca_cert_pem = pulumi.Output.unsecret(cert.cert_pem)
+            k8s.core.v1.ConfigMap(
+                INGRESS_CA,
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=INGRESS_CA, namespace=self._ctx.namespace,
+                    labels=labels(self._ctx.manifest),
+                ),
+                data={CA_KEY: self.ca_cert_pem},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace]),
+            )
         return self._ca
 
 
 def _ingress_tls(ctx: Context, shared: Shared) -> Callable[[str, str, pulumi.Resource], str]:
     """One wildcard certificate (``*.<domain>``) from mora's CA, shared by every Ingress.
 
-    One certificate instead of one per service: all ingresses live in the project's
-    namespace, and four fewer resources per service keep large projects fast.
+    One certificate instead of one per service: all ingresses live in the stack's
+    namespace, and four fewer resources per service keep large projects fast. The
+    Secret also holds the CA certificate (``ca.crt``), as cert-manager's do.
     """
     made: list[str] = []
 
@@ -105,10 +123,11 @@ def _ingress_tls(ctx: Context, shared: Shared) -> Callable[[str, str, pulumi.Res
         domain = ctx.resolver.domain("an ingress certificate")
         opts = pulumi.ResourceOptions(parent=shared)
         key = tls.PrivateKey(f"{INGRESS_TLS}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
+        ca = shared.ingress_ca()
         cert = issue_certificate(
             INGRESS_TLS,
             key=key,
-            ca=shared.ingress_ca(),
+            ca=ca,
             hosts=pulumi.Output.from_input([f"*.{domain}", domain]),
             common_name=f"*.{domain}",
             valid_days=825,
@@ -123,6 +142,7 @@ def _ingress_tls(ctx: Context, shared: Shared) -> Callable[[str, str, pulumi.Res
             string_data={
                 "tls.crt": cert.cert_pem,
                 "tls.key": pulumi.Output.secret(key.private_key_pem),
+                CA_KEY: ca.get("cert_pem"),
             },
             opts=pulumi.ResourceOptions(parent=shared, depends_on=[shared.namespace]),
         )
@@ -181,6 +201,9 @@ def build(manifest: Manifest, config: StackConfig) -> dict[str, Any]:
         "urls": {n: c.url for n, c in components.items() if c.url},
         "internal_urls": {n: c.internal_url for n, c in components.items() if c.internal_url},
     }
+    if shared.ca_cert_pem is not None:
+        # Public, so `mora ca` can read it without revealing anything (not a secret output).
+        outputs["ingress_ca_cert"] = shared.ca_cert_pem
     # For `mora secrets show`: encrypted in state like the secrets themselves.
     if store:
         outputs["secrets"] = pulumi.Output.secret(

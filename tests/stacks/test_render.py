@@ -130,6 +130,7 @@ def test_internal_ca_signs_one_wildcard_certificate_for_all_ingresses(media_obje
     assert tls["stringData"] == {
         "tls.crt": "<generated:secret:mora-ingress-tls:cert_pem>",
         "tls.key": "<generated:secret:mora-ingress-tls:private_key_pem>",
+        "ca.crt": "<generated:secret:mora-ingress-ca:cert_pem>",
     }
     names = {i["spec"]["tls"][0]["secretName"] for i in by_kind(media_objects, "Ingress").values()}
     assert names == {"mora-ingress-tls"}
@@ -175,7 +176,7 @@ def test_secret_file_becomes_a_secret_volume_mounted_by_sub_path(media_objects):
     assert 'url: "http://sonarr.media.svc.cluster.local:8989"' in content
     assert '"<generated:secret:sonarr.api_key>"' in content
     assert '"<input:jellyseerr.api_key>"' in content
-    assert not by_kind(media_objects, "ConfigMap")
+    assert set(by_kind(media_objects, "ConfigMap")) == {"mora-ingress-ca"}  # no files map
 
 
 def test_intel_gpu_gets_the_device_limit_and_the_render_group(media_objects):
