@@ -487,21 +487,9 @@ def _sync_pulumi(workspace: Workspace, stack: str, config: StackConfig) -> None:
     """Create/select the Pulumi stack and write ``config``, keeping what mora's record lacks.
 
     The wizard's answers, the deploy set and rotation stamps live only in the Pulumi
-    stack, so they are read back and kept.
+    stack; :meth:`~stacks.automation.Workspace.update_config` keeps them.
     """
-    from stacks.errors import DeploymentFailed, StackError
-
-    try:
-        current = workspace.read_config(stack)
-    except DeploymentFailed:
-        raise
-    except StackError:  # no such stack yet
-        current = None
-    if current is not None:
-        config = config.model_copy(update={
-            "answers": current.answers, "deploy": current.deploy, "rotate": current.rotate,
-        })
-    workspace.write_config(stack, config, create=True)
+    workspace.update_config(stack, config, create=True)
 
 
 # --------------------------------------------------------------------------- stacks

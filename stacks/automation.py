@@ -262,13 +262,45 @@ class Workspace:
         self.write_config(stack, config, create=True)
 
     def write_config(self, stack: str, config: StackConfig, *, create: bool = False) -> None:
-        """Replace the stack's ``mora:*`` config by ``config``; answers are set as secrets."""
+        """Replace the stack's ``mora:*`` config by ``config``; answers are set as secrets.
+
+        For a caller that owns every part of the config (the manager's runner). A
+        caller that only knows params and settings uses :meth:`update_config`.
+        """
+        s = self._stack(stack, create=create)
+        self._write_config(s, config, s.get_all_config())
+
+    def update_config(
+        self, stack: str, config: StackConfig, *, create: bool = False
+    ) -> StackConfig:
+        """Write ``config``'s params and settings, keeping what only the stack holds.
+
+        The wizard's answers, the deploy set and the rotation stamps live in the
+        Pulumi stack, not in mora's record of it (`mora init`, `mora up --local`) nor
+        in a manager's params: writing a config built from those must not drop them.
+        So the stack's answers are kept (``config``'s own answers win), its deploy set
+        is kept unless ``config`` names one, and its rotation stamps are kept (a
+        dropped stamp would change a keeper and regenerate the secret). Answers are
+        written back with ``--secret``. Returns the config as written.
+        """
+        s = self._stack(stack, create=create)
+        values = s.get_all_config()
+        current = self._config_from(values)
+        merged = config.model_copy(update={
+            "answers": {**current.answers, **config.answers},
+            "deploy": current.deploy if config.deploy is None else config.deploy,
+            "rotate": {**current.rotate, **config.rotate},
+        })
+        self._write_config(s, merged, values)
+        return merged
+
+    def _write_config(
+        self, s: auto.Stack, config: StackConfig, current: dict[str, auto.ConfigValue]
+    ) -> None:
         from pulumi import automation as auto
 
-        s = self._stack(stack, create=create)
         wanted = to_pulumi_config(config)
         stale = [f"{NAMESPACE}:{k}" for k in config_keys(self.manifest) if k not in wanted]
-        current = s.get_all_config()
         stale = [k for k in stale if k in current]
         if stale:
             s.remove_all_config(stale)
@@ -277,14 +309,16 @@ class Workspace:
              for k, (v, secret) in wanted.items()}
         )
 
-    def read_config(self, stack: str) -> StackConfig:
-        """The stack's config as a :class:`StackConfig` (answers included, as SecretStr)."""
-        values = self._stack(stack, create=False).get_all_config()
+    def _config_from(self, values: dict[str, auto.ConfigValue]) -> StackConfig:
         prefix = NAMESPACE + ":"
         return from_pulumi_config(
             self.manifest,
             {k[len(prefix):]: v.value for k, v in values.items() if k.startswith(prefix)},
         )
+
+    def read_config(self, stack: str) -> StackConfig:
+        """The stack's config as a :class:`StackConfig` (answers included, as SecretStr)."""
+        return self._config_from(self._stack(stack, create=False).get_all_config())
 
     # ------------------------------------------------------------------ operations
 
