@@ -34,6 +34,7 @@ from .cluster import (
 )
 from .core import (
     InvalidAnswer,
+    InvalidManifest,
     Manager,
     NoManifest,
     SecretRotated,
@@ -120,10 +121,25 @@ def logout(request: Request, response: Response) -> Response:
 # --------------------------------------------------------------------------- manifests and plan
 
 
-@router.post("/manifests", response_model=ManifestAccepted, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/manifests",
+    response_model=ManifestAccepted,
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"model": ErrorResponse}},
+)
 def post_manifest(body: ManifestSubmission, manager: ManagerDep) -> ManifestAccepted:
-    """Receive a manifest (from `mora up`): store it, diff it, re-plan, trigger an update."""
-    changes = manager.receive_manifest(body.manifest, body.params)
+    """Receive a manifest (from `mora up`): store it, diff it, re-plan, trigger an update.
+
+    A manifest naming things it does not define is refused with 422 (nothing stored).
+    """
+    try:
+        changes = manager.receive_manifest(body.manifest, body.params)
+    except InvalidManifest as err:
+        return JSONResponse(  # type: ignore[return-value]
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": [{"loc": ["body", "manifest"], "msg": p, "type": "inconsistent"}
+                                for p in err.problems]},
+        )
     record = manager.manifest_record()
     queued = manager.store.next_queued()
     return ManifestAccepted(

@@ -98,12 +98,16 @@ class Target:
     selector: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, manifest: Manifest, service: str) -> Target:
-        """Names exactly as :mod:`stacks.naming` gives them to the deployed objects."""
+    def of(cls, manifest: Manifest, service: str, namespace: str | None = None) -> Target:
+        """Names exactly as :mod:`stacks.naming` gives them to the deployed objects.
+
+        ``namespace`` is the stack's own (``StackConfig.namespace``) when it sets
+        one; otherwise the project's, as :func:`stacks.config.stack_namespace` does.
+        """
         svc = manifest.service(service)  # KeyError for an unknown service
         return cls(
             service=service,
-            namespace=manifest.project.namespace,
+            namespace=namespace or k8s_name(manifest.project.namespace),
             deployment=k8s_name(service),
             selector=selector_labels(manifest, svc),
         )

@@ -99,6 +99,83 @@ class SecretRotated(BaseModel):
     update_id: int
 
 
+class InvalidManifest(ValueError):
+    """A manifest whose parts name things it does not define (the compiler never makes one)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("the manifest is inconsistent: " + "; ".join(problems[:10]))
+        self.problems = problems
+
+
+def manifest_problems(manifest: Manifest) -> list[str]:
+    """Every name a manifest uses but does not define; empty for a consistent manifest.
+
+    pydantic checks each part's shape and that ids are unique, not that a
+    service's inputs, secrets, volumes and references exist. The planner and
+    the stack look those up and would fail deep inside an update, so the
+    manager refuses such a manifest when it arrives (found by schemathesis).
+    """
+    from mora_dsl.values import refs
+    from stacks.config import service_values
+
+    names = {s.name for s in manifest.services}
+    defined = {
+        "param": {p.name for p in manifest.params},
+        "secret": {s.id for s in manifest.secrets},
+        "volume": {v.id for v in manifest.volumes},
+        "input": {i.id for i in manifest.inputs},
+    }
+    problems: list[str] = []
+
+    def need(kind: str, ident: str, where: str) -> None:
+        known = names if kind == "service" else defined[kind]
+        if ident not in known:
+            problems.append(f"{where} names unknown {kind} {ident!r}")
+
+    def need_refs(value: Any, where: str) -> None:
+        for ref in refs(value):
+            if ref.kind in defined:
+                need(ref.kind, ref.path, where)
+            elif ref.kind == "service":
+                need("service", ref.path.split(".", 1)[0], where)
+
+    for service in manifest.services:
+        where = f"service {service.name!r}"
+        for iid in service.inputs:
+            need("input", iid, where)
+        for sid in service.secrets:
+            need("secret", sid, where)
+        for vid in [*service.volumes, *(m.volume for m in service.mounts)]:
+            need("volume", vid, where)
+        for dep in service.depends_on:
+            need("service", dep, where)
+        if not problems:  # service_values looks volumes up
+            for value in service_values(manifest, service):
+                need_refs(value, where)
+    for inp in manifest.inputs:
+        need("service", inp.service, f"input {inp.id!r}")
+        for user in inp.used_by:
+            need("service", user, f"input {inp.id!r}")
+    for secret in manifest.secrets:
+        if secret.owner is not None:
+            need("service", secret.owner, f"secret {secret.id!r}")
+        for arg in secret.args.values():
+            need_refs(arg, f"secret {secret.id!r}")
+    for volume in manifest.volumes:
+        if volume.owner is not None:
+            need("service", volume.owner, f"volume {volume.id!r}")
+        need_refs(volume.host, f"volume {volume.id!r}")
+    for param in manifest.params:
+        need_refs(param.default, f"param {param.name!r}")
+    for edge in manifest.graph.edges:
+        need("service", edge.service, "the graph")
+        need("service", edge.on, "the graph")
+    for wave in manifest.graph.waves:
+        for name in wave:
+            need("service", name, "the graph's waves")
+    return list(dict.fromkeys(problems))
+
+
 class InvalidAnswer(ValueError):
     """An answer does not fit its input's type; the message never repeats a secret."""
 
@@ -162,8 +239,12 @@ class Manager:
 
         Answers are never dropped: an input that disappears and comes back is
         answered already, and a service slotted in between asks only for its
-        own new inputs.
+        own new inputs. Raises :class:`InvalidManifest` (nothing stored) when the
+        manifest names things it does not define.
         """
+        problems = manifest_problems(manifest)
+        if problems:
+            raise InvalidManifest(problems)
         previous = self.store.latest_manifest()
         changes = planner.diff(previous.manifest if previous else None, manifest)
         merged = {**(previous.params if previous else self.settings.params), **(params or {})}
