@@ -545,12 +545,8 @@ def run_render(args: argparse.Namespace) -> int:
 
     from stacks.render import file_name, render, to_yaml
 
-    from .lang_commands import _no_cyclic_gc
-
-    # The cycle collector rescans Pulumi's growing object graph for nothing: pausing
-    # it keeps rendering linear (500 services: ~15 s → ~7 s, benchmarks/render.py).
-    with _no_cyclic_gc():
-        objects = render(manifest, config)
+    # render() pauses the cycle collector itself (linear time for large projects).
+    objects = render(manifest, config)
     if args.output:
         _write_objects(Path(args.output), objects, file_name, to_yaml)
     else:
