@@ -25,7 +25,7 @@ from .signatures import GENERATORS, SIGNATURES
 from .syntax import Span, Statement
 from .typed import TV, emit, is_constant
 
-TOP_LEVEL = ("project", "param", "secret", "volume", "service", "template")
+TOP_LEVEL = ("project", "param", "secret", "volume", "service", "template", "extend")
 NESTED = ("port", "secret", "volume", "mount", "input", "file")
 
 
@@ -58,6 +58,7 @@ class Checker(ServiceMixin, ExpressionMixin):
         self.volumes: dict[str, Statement] = {}
         self.services: dict[str, ServiceDecl] = {}
         self.templates: dict[str, TemplateDecl] = {}
+        self.extensions: list[Statement] = []  # `extend SERVICE { ... }`, in file order
         self._defined: dict[str, tuple[str, Span]] = {}
         self._templates_read: dict[str, Any] = {}
         self._secret_kinds: dict[str, str | None] = {}
@@ -85,6 +86,15 @@ class Checker(ServiceMixin, ExpressionMixin):
                 span,
                 help='add one to a file: `project "my-homelab" { description = "..." }`',
             )
+        for ext in self.extensions:
+            if ext.label not in self.services:
+                self.diags.error(
+                    "E113",
+                    f"`extend {ext.label}`: there is no service `{ext.label}`",
+                    ext.label_span or ext.span,
+                    help=did_you_mean(ext.label or "", self.services)
+                    or "`extend` adds to or replaces parts of a service declared elsewhere",
+                )
         for svc in self.services.values():
             self._expand(svc)
 
@@ -197,6 +207,12 @@ class Checker(ServiceMixin, ExpressionMixin):
                 return
             if self._define(st.label, "service", st.label_span or st.span):
                 self.services[st.label] = ServiceDecl(st.label, st, st.label_span or st.span)
+        elif kw == "extend":
+            if not self._shape(st, label="name", body="required",
+                               usage='extend SERVICE { micromanager = "..." }'):
+                return
+            assert st.label is not None
+            self.extensions.append(st)
         elif kw == "template":
             if not self._shape(st, label="name", params=True, body="required",
                                usage="template NAME(param: type, ...) { ...service body... }"):
@@ -262,18 +278,21 @@ class Checker(ServiceMixin, ExpressionMixin):
                     svc.template = tname
                     svc.call_span = call.span
                     items = [BodyItem(s, True) for s in tpl.stmt.body or []]
-        overrides = [BodyItem(s, False) for s in st.body or []]
-        for o in overrides:
-            key = _key(o.stmt)
-            if key is not None and key != ("environment", None):
-                for i, it in enumerate(items):
-                    if it.from_template and _key(it.stmt) == key:
-                        items[i] = o
-                        break
+        for it in items:
+            it.layer = 0
+        layers = [st.body or []] + [e.body or [] for e in self.extensions if e.label == svc.name]
+        for layer, body in enumerate(layers, start=1):
+            for o in (BodyItem(s, False, layer) for s in body):
+                key = _key(o.stmt)
+                if key is not None and key != ("environment", None):
+                    for i, it in enumerate(items):
+                        if it.layer < layer and _key(it.stmt) == key:
+                            items[i] = o
+                            break
+                    else:
+                        items.append(o)
                 else:
                     items.append(o)
-            else:
-                items.append(o)
         svc.body = items
         seen: dict[tuple[str, str | None], BodyItem] = {}
         duplicates: list[BodyItem] = []
@@ -282,8 +301,7 @@ class Checker(ServiceMixin, ExpressionMixin):
             key = _key(s)
             if key is None:
                 continue
-            if key in seen and not (key == ("environment", None) and seen[key].from_template
-                                    != it.from_template):
+            if key in seen and not (key == ("environment", None) and seen[key].layer != it.layer):
                 first = seen[key].stmt
                 what = f"`{s.keyword} {s.label}`" if s.label else f"`{s.keyword}`"
                 self.diags.error(

@@ -54,8 +54,8 @@ _CODES = [
          "`public_host`, `port.NAME`, `name`, `subdomain` and their own secrets and inputs.",
          "environment = { URL = web.adress }", "use one of the members listed in the help"),
     Code("E105", "unknown declaration",
-         "A top-level statement must be `project`, `param`, `secret`, `volume`, `service` or "
-         "`template`.",
+         "A top-level statement must be `project`, `param`, `secret`, `volume`, `service`, "
+         "`template` or `extend`.",
          'servce web { image = "nginx" }', "fix the keyword"),
     Code("E106", "project block",
          "A project has exactly one `project \"name\" { ... }` block.",
@@ -84,6 +84,10 @@ _CODES = [
          "The statement has a part this keyword does not take (a label, a type, a value, a block, "
          "parameters) or lacks one it needs.",
          'service { image = "nginx" }', "follow the shape shown in the help"),
+    Code("E113", "extend of an unknown service",
+         "`extend NAME { ... }` adds to, or replaces parts of, a service declared elsewhere in "
+         "the project; no service has that name.",
+         'extend qbitorrent { micromanager = "qbittorrent" }', "fix the service's name"),
     Code("E201", "type mismatch",
          "A value of one type is used where another is wanted, or a constant does not have the "
          "shape of its type (an e-mail address, a domain, an absolute path...).",

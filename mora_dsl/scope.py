@@ -20,10 +20,16 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class BodyItem:
-    """A statement of a service body; ``from_template`` ones see the template's parameters."""
+    """A statement of a service body; ``from_template`` ones see the template's parameters.
+
+    ``layer`` orders the places a body is assembled from: 0 the template, 1 the
+    service itself, 2 and up each ``extend`` block in file order. A later layer
+    replaces an earlier one's statement with the same key; environments merge.
+    """
 
     stmt: Statement
     from_template: bool
+    layer: int = 1
 
 
 @dataclass(slots=True)

@@ -313,7 +313,7 @@ class ServiceMixin:
     def check_unused_template(self, tpl: TemplateDecl) -> None:
         """Check a template nobody instantiates, with opaque arguments, so its errors show."""
         fake = ServiceDecl(tpl.name, tpl.stmt, tpl.span, template=tpl.name)
-        fake.body = [BodyItem(s, True) for s in tpl.stmt.body or []]
+        fake.body = [BodyItem(s, True, 0) for s in tpl.stmt.body or []]
         for it in fake.body:
             s = it.stmt
             table = {"secret": fake.secrets, "input": fake.inputs, "port": fake.ports,
@@ -381,7 +381,7 @@ class ServiceMixin:
             "volumes": [],
             "span": svc.stmt.span.to_dict(),
         }
-        env_sources: list[tuple[dict[str, Any], bool]] = []
+        env_sources: list[tuple[dict[str, Any], int]] = []
         misspelt_image = False  # `imgae = ...`: reported as E103, so no E110 as well
         unknown_template = svc.stmt.value is not None and svc.template is None
         if unknown_template and isinstance(svc.stmt.value, ast.Call):
@@ -396,7 +396,7 @@ class ServiceMixin:
             for k, v in tv.inputs.items():
                 used_inputs.setdefault(k, v)
 
-        given: dict[tuple[str, str | None], bool] = {}
+        given: dict[tuple[str, str | None], int] = {}
         for it in svc.body:
             st = it.stmt
             scope = Scope.of(svc, it, args)
@@ -405,9 +405,9 @@ class ServiceMixin:
             if key is not None:
                 # a statement given twice is reported (E102) when the body is collected;
                 # checking the second one too would report it again as something else
-                if key in given and not (kw == "environment" and given[key] != it.from_template):
+                if key in given and not (kw == "environment" and given[key] != it.layer):
                     continue
-                given[key] = it.from_template
+                given[key] = it.layer
             if kw == "port":
                 self._port(svc, it, scope, out)
             elif kw == "secret":
@@ -454,7 +454,7 @@ class ServiceMixin:
                         )
                         if one is not None:
                             env.update(one)
-                    env_sources.append((env, it.from_template))
+                    env_sources.append((env, it.layer))
                     continue
                 tv = self.expr(st.value, scope)
                 if tv.error:
@@ -470,7 +470,7 @@ class ServiceMixin:
                 if kw == "environment":
                     env = self._environment(tv, st)
                     if env is not None:
-                        env_sources.append((env, it.from_template))
+                        env_sources.append((env, it.layer))
                     continue
                 if kw in ("command", "args"):
                     cmd = self._command(tv, st)
@@ -493,7 +493,7 @@ class ServiceMixin:
                     or "it takes: " + ", ".join(f"`{k}`" for k in [*SERVICE_ATTRS, *nested]),
                 )
         # environment: the template's entries, then the instance's (which win)
-        for env, _ in sorted(env_sources, key=lambda e: not e[1]):
+        for env, _ in sorted(env_sources, key=lambda e: e[1]):
             out["environment"].update(env)
         if out["image"] is None and not unknown_template and not misspelt_image and not any(
             it.stmt.keyword == "image" for it in svc.body

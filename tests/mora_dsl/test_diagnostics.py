@@ -108,6 +108,8 @@ CASES = [
     Case("E111", P + 'service web {\n  image = "x"\n  mount media { path = "/media" }\n}\n',
          ["main.mora:4:9: E111: `media` is not a project volume"]),
     Case("E112", P + 'service { image = "nginx" }\n', ["main.mora:2:1: E112: `service` needs a name"]),
+    Case("E113", P + 'service web { image = "x" }\nextend wbe { replicas = 2 }\n',
+         ["main.mora:3:8: E113: `extend wbe`: there is no service `wbe`"]),
     Case("E112-size-and-host", P + 'volume data {\n  size = "1Gi"\n  host = "/srv"\n}\n',
          ["main.mora:4:10: E112: volume `data` has both `size` and `host`"]),
     # ------------------------------------------------------------ E2xx: types and values
