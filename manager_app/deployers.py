@@ -17,17 +17,15 @@ worker thread.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import string
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mora_dsl.manifest import Manifest, Secret
 
@@ -37,7 +35,6 @@ from .settings import Settings
 if TYPE_CHECKING:
     from stacks.config import StackConfig
 
-T = TypeVar("T")
 
 
 class DeployError(Exception):
@@ -67,7 +64,9 @@ def make_deployer(settings: Settings) -> Deployer:
     """The deployer the settings ask for: dry-run, or the real Automation API."""
     if settings.dry_run:
         return DryRunDeployer(settings.data_dir / "dry-run", delay=settings.test_deploy_delay)
-    return AutomationDeployer(settings.stack, home=settings.data_dir / "pulumi")
+    return AutomationDeployer(
+        settings.stack, home=settings.data_dir / "pulumi", stack_settings=settings.stack_settings
+    )
 
 
 # --------------------------------------------------------------------------- dry run
@@ -96,7 +95,8 @@ class DryRunDeployer:
         from stacks.render import render
 
         try:
-            objects = _with_event_loop(lambda: render(manifest, config))
+            # render() brings its own event loop in this worker thread.
+            objects = render(manifest, config)
         except StackError as err:
             raise DeployError(str(err)) from None
         self._ensure_secrets(manifest)
@@ -167,27 +167,6 @@ class DryRunDeployer:
             if event.get("service") == service:
                 found.append(event)
         return found[-limit:] if limit > 0 else []
-
-
-def _with_event_loop(fn: Callable[[], T]) -> T:
-    """Run ``fn`` with a current event loop in this (worker) thread.
-
-    Pulumi's mocks create futures with ``asyncio.get_event_loop()``, which only
-    makes a loop by itself in the main thread; the runner renders in a worker.
-    """
-    try:
-        asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        pass
-    else:
-        return fn()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        return fn()
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 def _int_arg(secret: Secret, name: str, default: int) -> int:
@@ -274,11 +253,33 @@ TRANSIENT_HINTS = (
 
 
 class AutomationDeployer:
-    """Deploys through the Pulumi Automation API (:class:`stacks.automation.Workspace`)."""
+    """Deploys through the Pulumi Automation API (:class:`stacks.automation.Workspace`).
 
-    def __init__(self, stack: str, *, home: Path | None = None) -> None:
+    ``stack_settings`` (storage class, cert-manager issuer, …: the stack record's
+    settings, which `mora up` gives the in-cluster manager) are laid over every
+    config the runner builds, since the runner knows only params and answers.
+    """
+
+    #: The :class:`~stacks.config.StackConfig` fields a manager may be configured with.
+    SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
+                "render_group")
+
+    def __init__(
+        self, stack: str, *, home: Path | None = None, stack_settings: dict[str, Any] | None = None
+    ) -> None:
         self.stack = stack
         self.home = home
+        self.stack_settings = {
+            k: v for k, v in (stack_settings or {}).items() if k in self.SETTINGS and v is not None
+        }
+
+    def config(self, config: StackConfig) -> StackConfig:
+        """``config`` with the manager's stack settings applied."""
+        if not self.stack_settings:
+            return config
+        from stacks.config import StackConfig as Model
+
+        return Model.model_validate({**dict(config), **self.stack_settings})
 
     def _workspace(self, manifest: Manifest) -> Any:
         from stacks.automation import Workspace
@@ -290,7 +291,7 @@ class AutomationDeployer:
 
         try:
             ws = self._workspace(manifest)
-            ws.write_config(self.stack, config, create=True)
+            ws.write_config(self.stack, self.config(config), create=True)
             result = ws.up(self.stack)
         except StackError as err:
             raise _classify(err) from None
@@ -302,7 +303,7 @@ class AutomationDeployer:
 
         try:
             ws = self._workspace(manifest)
-            ws.write_config(self.stack, config, create=True)
+            ws.write_config(self.stack, self.config(config), create=True)
             ws.refresh(self.stack)
         except StackError as err:
             raise _classify(err) from None

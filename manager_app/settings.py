@@ -9,6 +9,7 @@ they are optional here.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ ADMIN_PASSWORD_ENV = "MORA_ADMIN_PASSWORD"
 API_TOKEN_ENV = "MORA_API_TOKEN"
 #: Test-only: seconds the dry-run deployer sleeps per update, to kill the manager mid-update.
 TEST_DEPLOY_DELAY_ENV = "MORA_MANAGER_TEST_DEPLOY_DELAY"
+#: ``true`` behind TLS (the in-cluster Deployment sets it): the session cookie is ``Secure``.
+SECURE_COOKIES_ENV = "MORA_SECURE_COOKIES"
+#: JSON object of stack settings (storage class, cert-manager issuer, …) the in-cluster
+#: manager applies to every update; set by the manager's Deployment from `mora up`.
+STACK_SETTINGS_ENV = "MORA_STACK_SETTINGS"
 
 
 def default_data_dir() -> Path:
@@ -39,6 +45,9 @@ class Settings(BaseModel):
     stack: str = "default"
     #: Params given with ``--set``; a POSTed manifest's params override them.
     params: dict[str, Any] = Field(default_factory=dict)
+    #: :class:`stacks.config.StackConfig` settings (``storage_class``, ``cert_manager_issuer``,
+    #: …) applied to every real update; the stack record's settings, sent by `mora up`.
+    stack_settings: dict[str, Any] = Field(default_factory=dict)
     data_dir: Path = Field(default_factory=default_data_dir)
     dry_run: bool = False
     host: str = "127.0.0.1"
@@ -70,6 +79,13 @@ class Settings(BaseModel):
             values["api_token"] = env[API_TOKEN_ENV]
         if "test_deploy_delay" not in values and env.get(TEST_DEPLOY_DELAY_ENV):
             values["test_deploy_delay"] = float(env[TEST_DEPLOY_DELAY_ENV])
+        if "secure_cookies" not in values and env.get(SECURE_COOKIES_ENV):
+            values["secure_cookies"] = env[SECURE_COOKIES_ENV].strip().lower() in ("1", "true")
+        if "stack_settings" not in values and env.get(STACK_SETTINGS_ENV):
+            try:
+                values["stack_settings"] = json.loads(env[STACK_SETTINGS_ENV])
+            except ValueError:
+                raise ValueError(f"{STACK_SETTINGS_ENV} is not a JSON object") from None
         if values.get("data_dir") is None:
             values.pop("data_dir", None)
         return cls(**values)

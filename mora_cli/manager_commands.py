@@ -1,7 +1,9 @@
 """The manager commands: ``mora manager serve``.
 
 Thin: parse the options, compile the project, hand over to
-:func:`manager_app.server.serve`. FastAPI, uvicorn and the manager load inside
+:func:`manager_app.server.serve`. Without PATH the manager starts empty and waits
+for the manifest `mora up` POSTs to ``/api/v1/manifests`` (how it runs in the
+cluster: the image holds no project). FastAPI, uvicorn and the manager load inside
 the handler, so ``mora --help`` stays fast.
 """
 
@@ -28,11 +30,14 @@ def register(registry: CommandRegistry) -> None:
         "serve",
         help="serve the manager and its wizard for a project",
         description="Compile the project and serve the manager: the setup wizard, the REST API "
-        "under /api/v1 and the update runner. With --dry-run nothing touches a cluster.",
+        "under /api/v1 and the update runner. Without PATH it starts empty and waits for "
+        "`mora up` to send a manifest. With --dry-run nothing touches a cluster.",
     )
     serve.set_defaults(handler=run_serve)
     add_global_options(serve, defaults=False)
-    serve.add_argument("path", metavar="PATH", help="project folder or .mora file")
+    serve.add_argument("path", metavar="PATH", nargs="?", default=None,
+                       help="project folder or .mora file (default: none; wait for a manifest "
+                       "from `mora up`)")
     serve.add_argument("--stack", default="default", metavar="NAME", help="stack name (default: default)")
     serve.add_argument(
         "--set", dest="params", action="append", default=[], metavar="PARAM=VALUE",
@@ -62,12 +67,15 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from mora_dsl.api import compile_project
-    from mora_dsl.project import ProjectPathError
-
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     params = parse_params(args.params)
+    if args.path is None:
+        return _serve_empty(args, params)
+
+    from mora_dsl.api import compile_project
+    from mora_dsl.project import ProjectPathError
+
     try:
         result = compile_project(args.path)
     except ProjectPathError as err:
@@ -98,6 +106,27 @@ def run_serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data).resolve() if args.data else None,
     )
     serve(settings, manifest, announce=output.out)
+    return EXIT_OK
+
+
+def _serve_empty(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    """Serve with no project: the first manifest arrives with `mora up` (in the cluster)."""
+    if params:
+        raise UsageError("--set needs PATH: without a project the params come with the "
+                         "manifest `mora up` sends")
+    from manager_app.server import serve
+    from manager_app.settings import Settings
+
+    settings = Settings.from_env(
+        project=None,
+        stack=args.stack,
+        dry_run=args.dry_run,
+        host=args.host,
+        port=args.port,
+        data_dir=Path(args.data).resolve() if args.data else None,
+    )
+    output.info("no project given: waiting for a manifest (`mora up` sends one)")
+    serve(settings, None, announce=output.out)
     return EXIT_OK
 
 

@@ -11,8 +11,8 @@ What runs the wizard and the services' stack from inside the cluster:
   Role for exactly what the services' program creates (Deployments, Services,
   Ingresses, ConfigMaps, Secrets, PersistentVolumeClaims) and what
   pulumi-kubernetes reads to await readiness (Pods, ReplicaSets, Endpoints,
-  EndpointSlices, Events) or the manager's service actions use (pod logs, pod
-  deletion for a restart); one ClusterRole with ``get``/``patch``/``update`` on
+  EndpointSlices, Events) or the manager's service actions use (pod logs; a
+  restart patches the Deployment); one ClusterRole with ``get``/``patch``/``update`` on
   the project namespaces *by name* (``resourceNames``). Nothing in its own
   namespace and nothing else cluster-wide: the manager cannot touch other apps,
   nor its own Deployment or credentials;
@@ -69,8 +69,6 @@ PROJECT_RULES: list[dict[str, Any]] = [
     {"api_groups": ["discovery.k8s.io"], "resources": ["endpointslices"],
      "verbs": ["get", "list", "watch"]},
     {"api_groups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
-    # A service restart deletes its pod (the Deployment makes a new one).
-    {"api_groups": [""], "resources": ["pods"], "verbs": ["delete"]},
 ]
 #: On the project namespaces themselves (cluster-scoped), limited by name.
 NAMESPACE_VERBS = ["get", "patch", "update"]
