@@ -119,9 +119,7 @@ def register(registry: CommandRegistry) -> None:
         _path_argument(p, required=True)
         _stack_option(p, required=True)
         if name == "up":
-            p.add_argument("--local", action="store_true",
-                           help="run the update from this machine (the only mode for now; "
-                           "deploying through the in-cluster manager comes later)")
+            _up_options(p)
         if name == "destroy":
             p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
             p.add_argument("--delete-volumes", action="store_true",
@@ -163,6 +161,32 @@ class _IntermixedParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._inner = False
+
+
+def _up_options(parser: argparse.ArgumentParser) -> None:
+    """`mora up`'s two modes: through the in-cluster manager (default) or ``--local``."""
+    parser.description = (
+        "Deploy a stack. By default through the manager in the cluster: when it does not "
+        "answer at https://mora.<domain> (or --manager-url), it is deployed first (a small "
+        "stack of its own; needs the Pulumi CLI and a kubeconfig), then it receives the "
+        "manifest and the stack's params, deploys the services in waves and asks the "
+        "wizard's questions; `mora up` follows its progress and prints the wizard's URL. "
+        "With --local this machine runs the services' stack itself."
+    )
+    parser.add_argument("--local", action="store_true",
+                        help="run the services' stack from this machine instead of through "
+                        "the in-cluster manager")
+    parser.add_argument("--manager-url", metavar="URL",
+                        help="the manager's address (default: https://mora.<domain>), e.g. "
+                        "http://127.0.0.1:8080 through `kubectl port-forward`")
+    parser.add_argument("--manager-image", metavar="IMAGE",
+                        help="the manager's container image when it is deployed "
+                        "(default: mora-manager:<mora version>, built from the Dockerfile)")
+    parser.add_argument("--manager-namespace", metavar="NAME",
+                        help="the manager's namespace when it is deployed (default: mora-system)")
+    parser.add_argument("--follow-timeout", metavar="SECONDS", type=float, default=None,
+                        help="stop following the manager's progress after this long "
+                        "(default: 1800); it goes on in the cluster")
 
 
 def _path_argument(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -594,6 +618,8 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
     from stacks.automation import kubeconfig_path, require_pulumi
     from stacks.errors import DeploymentFailed
 
+    if operation == "up" and not args.local:
+        return run_up_through_manager(args)
     require_pulumi()
     stack = _check_stack_name(args.stack)
     manifest = _manifest(args.path, args.color)
@@ -608,9 +634,6 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
         raise UsageError(_missing_message(
             manifest, missing, f"the project has new params; run `mora init {args.path} "
             f"--stack {stack}` with"))
-    if operation == "up" and not args.local:
-        output.info("note: deploying from this machine (as with --local); deploying through "
-                    "the in-cluster manager comes with a later version")
     if operation == "destroy":
         volumes = ("volumes, their data and the namespace are deleted too"
                    if args.delete_volumes else "volumes and the namespace are kept")
@@ -642,6 +665,31 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     _report(operation, manifest, config, result, display, args)
     return EXIT_OK
+
+
+def run_up_through_manager(args: argparse.Namespace) -> int:
+    """`mora up` without ``--local``: the in-cluster manager deploys (see :mod:`.bootstrap`).
+
+    The Pulumi CLI is needed only when the manager has to be deployed first.
+    """
+    from stacks.automation import kubeconfig_path
+    from stacks.config import missing_params
+
+    from . import bootstrap
+
+    stack = _check_stack_name(args.stack)
+    manifest = _manifest(args.path, args.color)
+    record = _require_record(manifest, stack)
+    config = _stack_config(manifest, record.params, record.settings)
+    missing = missing_params(manifest, config)
+    if missing:
+        raise UsageError(_missing_message(
+            manifest, missing, f"the project has new params; run `mora init {args.path} "
+            f"--stack {stack}` with"))
+    return bootstrap.run_up(
+        args, manifest, record, dict(config.params), home=_home(),
+        kubeconfig=lambda: _kubeconfig(record, kubeconfig_path),
+    )
 
 
 def _kubeconfig(record: stack_store.StackRecord, default: Callable[[], Path]) -> Path:

@@ -348,7 +348,7 @@ def test_missing_kubeconfig_exits_3(tmp_path, engine, monkeypatch, capsys) -> No
     monkeypatch.setenv("HOME", str(tmp_path))
     assert main(["init", MINIMAL, "--stack", "home", "--set", "domain=hello.example.org"]) == 0
     capsys.readouterr()
-    assert main(["up", MINIMAL, "--stack", "home"]) == 3
+    assert main(["up", MINIMAL, "--stack", "home", "--local"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("mora: error: No kubeconfig found") and err.count("\n") == 1
     # A stack can name its own cluster's kubeconfig.
@@ -523,11 +523,13 @@ def test_preview_with_a_cloud_backend(home, engine, capsys) -> None:
     assert "Preview done: 3 to create, 0 to update, 0 to delete" in capsys.readouterr().err
 
 
-def test_up_without_local_says_it_deploys_from_here(home, engine, capsys) -> None:
-    engine()
+def test_up_local_runs_the_stack_from_here(home, engine, capsys) -> None:
+    """Without --local the in-cluster manager deploys (tests/mora_cli/test_bootstrap.py)."""
+    cli = engine()
     assert main(["init", MINIMAL, "--stack", "home", "--set", "domain=hello.example.org"]) == 0
-    assert main(["up", MINIMAL, "--stack", "home"]) == 0
-    assert "deploying from this machine" in capsys.readouterr().err
+    assert main(["up", MINIMAL, "--stack", "home", "--local"]) == 0
+    assert cli.named("up")
+    assert "manager" not in capsys.readouterr().err
 
 
 def test_up_of_an_unknown_stack_is_misuse(home, engine, capsys) -> None:
@@ -542,7 +544,7 @@ def test_engine_failure_is_one_clear_line(home, engine, capsys) -> None:
                 "error: resource whoami was not created: the cluster refused it\n")
     assert main(["init", MINIMAL, "--stack", "home", "--set", "domain=hello.example.org"]) == 0
     capsys.readouterr()
-    assert main(["up", MINIMAL, "--stack", "home"]) == 1
+    assert main(["up", MINIMAL, "--stack", "home", "--local"]) == 1
     err = capsys.readouterr().err
     (line,) = [ln for ln in err.splitlines() if ln.startswith("mora: error:")]
     assert "up of stack home failed" in line and "resource whoami was not created" in line
