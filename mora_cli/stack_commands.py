@@ -81,6 +81,7 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--ingress-class", metavar="NAME", help="ingress class for the Ingresses")
     p.add_argument("--cluster-domain", metavar="DOMAIN",
                    help="the cluster's DNS domain (default: cluster.local)")
+    _namespace_option(p, "an empty value goes back to the default")
     p.add_argument("--render-group", metavar="GID", type=int,
                    help="GID of the node's `render` group, for Intel GPU services")
     p.add_argument("--yes", "-y", action="store_true",
@@ -107,6 +108,7 @@ def register(registry: CommandRegistry) -> None:
     _stack_option(p, required=False,
                   extra=" (its params and settings; without it, only --set and defaults)")
     _set_option(p)
+    _namespace_option(p, "overrides the stack's")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="write one YAML file per object into DIR instead of stdout")
 
@@ -202,6 +204,13 @@ def _stack_option(parser: argparse.ArgumentParser, *, required: bool, extra: str
 def _set_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                         help="a param's value (repeatable), e.g. --set domain=home.example.com")
+
+
+def _namespace_option(parser: argparse.ArgumentParser, extra: str) -> None:
+    parser.add_argument("--namespace", "-n", metavar="NS",
+                        help="the namespace of the stack's objects (default: the one the "
+                        "project names); two stacks of one project on one cluster need "
+                        f"different ones, e.g. PROJECT-STACK; {extra}")
 
 
 def _secrets_without_action(args: argparse.Namespace) -> int:
@@ -408,6 +417,7 @@ def run_init(args: argparse.Namespace) -> int:
     stack = _check_stack_name(args.stack)
     manifest = _manifest(args.path, args.color)
     sets = _parse_sets(manifest, args.set)
+    _check_namespace(args.namespace)
     home = _home()
     project = _project_key(manifest)
     existing = stack_store.load(home, project, stack)
@@ -464,6 +474,7 @@ def run_init(args: argparse.Namespace) -> int:
         output.info(f"  defaults: {', '.join(defaults)}")
     if dropped:
         output.info(f"  dropped (no longer in the project): {', '.join(dropped)}")
+    _note_shared_namespace(manifest, record, args.path)
 
     from stacks.automation import require_pulumi
     from stacks.errors import PulumiNotInstalled
@@ -480,6 +491,43 @@ def run_init(args: argparse.Namespace) -> int:
     _sync_pulumi(workspace, stack, _stack_config(manifest, record.params, record.settings))
     output.info(f"Pulumi stack {stack} is ready (backend: {_backend_label(record.backend)})")
     return EXIT_OK
+
+
+def _check_namespace(value: str | None) -> None:
+    """A ``--namespace`` that Kubernetes would refuse is misuse, before anything is saved."""
+    from stacks.naming import valid_namespace
+
+    if value and not valid_namespace(value):
+        raise UsageError(f"--namespace {value}: not a valid namespace name (lower-case "
+                         "letters, digits and `-`, starting with a letter, at most 63 "
+                         "characters), e.g. media-server-friend")
+
+
+def _namespace_of(manifest: Manifest, record: stack_store.StackRecord) -> str:
+    from stacks.naming import k8s_name
+
+    return record.settings.get("namespace") or k8s_name(manifest.project.namespace)
+
+
+def _note_shared_namespace(manifest: Manifest, record: stack_store.StackRecord,
+                           path: str) -> None:
+    """Warn when another stack of the project would deploy into the same namespace.
+
+    Two such stacks on one cluster would create (and fight over) the same objects.
+    Only a note: with different kubeconfigs, or one kubeconfig pointed at different
+    clusters over time, the same namespace is fine.
+    """
+    namespace = _namespace_of(manifest, record)
+    others = [r.stack for r, _ in stack_store.all_records(_home(), record.project)
+              if r.stack != record.stack and r.kubeconfig == record.kubeconfig
+              and _namespace_of(manifest, r) == namespace]
+    if others:
+        output.info(
+            f"note: stack {', '.join(others)} also uses namespace {namespace} with the same "
+            "kubeconfig; on one cluster two stacks need different namespaces: "
+            f"`mora init {path} --stack {record.stack} --namespace "
+            f"{record.project}-{record.stack}`"
+        )
 
 
 def _stdin_is_tty() -> bool:
@@ -557,6 +605,9 @@ def run_render(args: argparse.Namespace) -> int:
         record = _require_record(manifest, args.stack)
         params, settings = dict(record.params), dict(record.settings)
     params.update(_parse_sets(manifest, args.set))
+    _check_namespace(args.namespace)
+    if args.namespace:
+        settings["namespace"] = args.namespace
     config = _stack_config(manifest, params, settings)
 
     from stacks.config import deploy_set, missing_params, required_inputs
