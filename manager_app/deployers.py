@@ -262,7 +262,7 @@ class AutomationDeployer:
 
     #: The :class:`~stacks.config.StackConfig` fields a manager may be configured with.
     SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
-                "render_group")
+                "render_group", "namespace")
 
     def __init__(
         self, stack: str, *, home: Path | None = None, stack_settings: dict[str, Any] | None = None

@@ -83,6 +83,8 @@ class Credentials:
     """What `mora up` keeps about one stack's manager. ``repr`` never shows a secret."""
 
     url: str | None = None
+    #: The project namespaces the deployed manager may write to (its RBAC).
+    namespaces: list[str] = field(default_factory=list)
     api_token: str | None = field(default=None, repr=False)
     admin_password: str | None = field(default=None, repr=False)
     ca_cert_pem: str | None = field(default=None, repr=False)
@@ -107,7 +109,11 @@ def load_credentials(home: Path, project: str, stack: str) -> Credentials:
     except (OSError, ValueError) as err:
         raise stack_store.RecordError(f"cannot read {path}: {err}") from None
     known = {"url", "api_token", "admin_password", "ca_cert_pem"}
-    return Credentials(**{k: v for k, v in data.items() if k in known and isinstance(v, str)})
+    creds = Credentials(**{k: v for k, v in data.items() if k in known and isinstance(v, str)})
+    namespaces = data.get("namespaces")
+    if isinstance(namespaces, list):
+        creds.namespaces = sorted(str(n) for n in namespaces)
+    return creds
 
 
 def save_credentials(home: Path, project: str, stack: str, creds: Credentials) -> Path:
@@ -115,7 +121,7 @@ def save_credentials(home: Path, project: str, stack: str, creds: Credentials) -
     path = credentials_path(home, project, stack)
     stack_store._private_dir(path.parent)
     data = {k: v for k, v in {
-        "url": creds.url, "api_token": creds.api_token,
+        "url": creds.url, "namespaces": creds.namespaces or None, "api_token": creds.api_token,
         "admin_password": creds.admin_password, "ca_cert_pem": creds.ca_cert_pem,
     }.items() if v is not None}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -135,7 +141,10 @@ def credentials_from_outputs(url: str, outputs: dict[str, Any]) -> Credentials:
         value = outputs.get(key)
         return value if isinstance(value, str) and value else None
 
+    namespaces = outputs.get("project_namespaces")
     return Credentials(url=url, api_token=text("api_token"),
+                       namespaces=sorted(map(str, namespaces)) if isinstance(namespaces, list)
+                       else [],
                        admin_password=text("admin_password"), ca_cert_pem=text("ca_cert_pem"))
 
 
@@ -271,16 +280,22 @@ def manager_url(args: Any, record: stack_store.StackRecord) -> str:
     return f"https://mora.{record.domain}"
 
 
-def manager_config(manifest: Manifest, record: stack_store.StackRecord,
-                   args: Any) -> ManagerConfig:
-    from stacks.manager_program import FORWARDED_SETTINGS, ManagerConfig
+def project_namespace(manifest: Manifest, record: stack_store.StackRecord) -> str:
+    """The namespace of the stack's objects: its own setting, else the project's."""
     from stacks.naming import k8s_name
+
+    return str(record.settings.get("namespace") or k8s_name(manifest.project.namespace))
+
+
+def manager_config(manifest: Manifest, record: stack_store.StackRecord, args: Any,
+                   extra_namespaces: tuple[str, ...] = ()) -> ManagerConfig:
+    from stacks.manager_program import FORWARDED_SETTINGS, ManagerConfig
 
     settings = {k: v for k, v in record.settings.items() if k in FORWARDED_SETTINGS}
     values: dict[str, Any] = {
         "stack": record.stack,
         "domain": record.domain,
-        "project_namespaces": [k8s_name(manifest.project.namespace)],
+        "project_namespaces": [project_namespace(manifest, record), *extra_namespaces],
         "stack_settings": settings,
         "storage_class": settings.get("storage_class"),
         "ingress_class": settings.get("ingress_class"),
@@ -294,19 +309,20 @@ def manager_config(manifest: Manifest, record: stack_store.StackRecord,
 
 
 def deploy_manager(manifest: Manifest, record: stack_store.StackRecord, args: Any,
-                   url: str, kubeconfig: Path) -> Credentials:
+                   url: str, kubeconfig: Path, *, reason: str,
+                   extra_namespaces: tuple[str, ...] = ()) -> Credentials:
     """Run the manager stack's ``up``; returns the credentials from its outputs."""
     from stacks.errors import DeploymentFailed
     from stacks.manager_program import manager_stack_name
 
     from .progress import Display
 
-    config = manager_config(manifest, record, args)
+    config = manager_config(manifest, record, args, extra_namespaces)
     workspace = _manager_workspace_factory(config, backend_url=record.backend,
                                            kubeconfig=kubeconfig)
     name = manager_stack_name(record.stack)
-    output.info(f"The manager does not answer at {url}; deploying it (stack {name}, "
-                f"namespace {config.namespace}, image {config.image}).")
+    output.info(f"{reason}; deploying it (stack {name}, namespace {config.namespace}, "
+                f"image {config.image}).")
     display = Display(f"Deploying the mora manager (stack {name})")
     try:
         with display:
@@ -314,7 +330,9 @@ def deploy_manager(manifest: Manifest, record: stack_store.StackRecord, args: An
     except DeploymentFailed as err:
         where = f" at {', '.join(display.failed)}" if display.failed else ""
         raise DeploymentFailed(f"deploying the manager failed{where}: {err}") from None
-    return credentials_from_outputs(url, outputs)
+    creds = credentials_from_outputs(url, outputs)
+    creds.namespaces = creds.namespaces or list(config.project_namespaces)
+    return creds
 
 
 def wait_until_healthy(client: ManagerClient, timeout: float) -> None:
@@ -341,10 +359,18 @@ def run_up(args: Any, manifest: Manifest, record: stack_store.StackRecord,
     if os.environ.get(API_TOKEN_ENV):
         creds.api_token = os.environ[API_TOKEN_ENV]
     client = ManagerClient(url, creds)
+    namespace = project_namespace(manifest, record)
     try:
-        if not client.healthy():
+        healthy = client.healthy()
+        # A running manager whose RBAC does not cover this stack's namespace (it moved,
+        # `mora init --namespace`) is updated, keeping the namespaces it had.
+        widen = healthy and bool(creds.namespaces) and namespace not in creds.namespaces
+        if not healthy or widen:
             require_pulumi()  # one sentence, exit 3, before anything is printed
-            fresh = deploy_manager(manifest, record, args, url, kubeconfig())
+            reason = (f"The manager does not answer at {url}" if not healthy else
+                      f"The manager may not write to namespace {namespace} yet")
+            fresh = deploy_manager(manifest, record, args, url, kubeconfig(), reason=reason,
+                                   extra_namespaces=tuple(creds.namespaces))
             creds = _merge(creds, fresh)
             saved = save_credentials(home, project, record.stack, creds)
             client = ManagerClient(url, creds)
@@ -386,6 +412,7 @@ def change_lines(changes: Any) -> list[str]:
 def _merge(old: Credentials, new: Credentials) -> Credentials:
     return Credentials(
         url=new.url or old.url,
+        namespaces=new.namespaces or old.namespaces,
         api_token=new.api_token or old.api_token,
         admin_password=new.admin_password or old.admin_password,
         ca_cert_pem=new.ca_cert_pem or old.ca_cert_pem,

@@ -43,6 +43,7 @@ DEFAULT_IMAGE_REPOSITORY = "mora-manager"
 #: Stack settings the manager applies to every update of the services' stack.
 FORWARDED_SETTINGS = (
     "cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class", "render_group",
+    "namespace",
 )
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -150,6 +151,7 @@ def build_manager(config: ManagerConfig) -> dict[str, Any]:
         "url": config.url,
         "namespace": config.namespace,
         "stack": config.stack,
+        "project_namespaces": list(config.project_namespaces),
         "admin_password": pulumi.Output.secret(manager.admin_password),
         "api_token": pulumi.Output.secret(manager.api_token),
     }

@@ -297,6 +297,48 @@ def test_a_missing_manager_is_deployed_then_sent_the_manifest(home, engine, caps
     assert PASSWORD not in captured.out + captured.err
 
 
+def test_a_running_manager_is_widened_to_a_new_namespace(home, engine, capsys) -> None:
+    """The manager's RBAC names the namespaces it may write to: a new one updates it."""
+    _init(capsys)
+    bootstrap.save_credentials(home, "hello", "home", bootstrap.Credentials(
+        url=URL, api_token=TOKEN, namespaces=["older"]))
+    cli = engine(outputs={"api_token": TOKEN, "project_namespaces": ["hello", "older"]})
+    with respx.mock(assert_all_called=False) as router:
+        fake = FakeManager(router, healthy=[True], plans=[_plan("running")])
+        assert main(["up", MINIMAL, "--stack", "home"]) == 0
+    (config,) = cli.configs  # type: ignore[attr-defined]
+    assert config.project_namespaces == ["hello", "older"]
+    assert cli.named("up") and fake.sent
+    kept = bootstrap.load_credentials(home, "hello", "home")
+    assert kept.namespaces == ["hello", "older"]
+    assert "The manager may not write to namespace hello yet; deploying it" in \
+        capsys.readouterr().err
+    # Next time nothing is redeployed.
+    cli.calls.clear()
+    with respx.mock(assert_all_called=False) as router:
+        FakeManager(router, healthy=[True], plans=[_plan("running")])
+        assert main(["up", MINIMAL, "--stack", "home"]) == 0
+    assert not cli.named("up")
+
+
+def test_the_stack_namespace_setting_wins_over_the_projects() -> None:
+    from cli_helpers import sample_manifest_model
+
+    from mora_cli.stack_store import StackRecord
+    from stacks.manager_program import FORWARDED_SETTINGS
+
+    manifest = sample_manifest_model()
+    plain = StackRecord(project="demo", stack="home", domain="example.org")
+    assert bootstrap.project_namespace(manifest, plain) == "demo"
+    own = StackRecord(project="demo", stack="friend", domain="example.org",
+                      settings={"namespace": "demo-friend"})
+    assert bootstrap.project_namespace(manifest, own) == "demo-friend"
+    assert "namespace" in FORWARDED_SETTINGS
+    config = bootstrap.manager_config(manifest, own, object())
+    assert config.project_namespaces == ["demo-friend"]
+    assert config.stack_settings == {"namespace": "demo-friend"}
+
+
 def test_no_pulumi_cli_to_deploy_the_manager_exits_3_with_one_sentence(home, capsys) -> None:
     _init(capsys)
     with respx.mock(assert_all_called=False) as router:
