@@ -18,11 +18,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from . import api
+from . import api, micromanager_api
 from .auth import Auth, set_csrf_cookie
 from .core import Manager
 from .credentials import Generated, ensure_credentials
 from .deployers import Deployer, make_deployer
+from .micromanagers import MicromanagerHub
 from .runner import Runner
 from .settings import Settings
 from .store import Store
@@ -40,14 +41,17 @@ def create_app(settings: Settings, *, deployer: Deployer | None = None) -> FastA
     generated: Generated = ensure_credentials(store, settings)
     manager = Manager(settings, store)
     runner = Runner(manager, deployer or make_deployer(settings))
+    micromanagers = MicromanagerHub(manager)  # the manager's listener: tokens, hooks, requests
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await micromanagers.start()
         await runner.start()
         try:
             yield
         finally:
             await runner.stop()
+            await micromanagers.stop()
 
     app = FastAPI(
         title="mora manager",
@@ -66,6 +70,7 @@ def create_app(settings: Settings, *, deployer: Deployer | None = None) -> FastA
     app.include_router(api.public)
     app.include_router(api.session)
     app.include_router(api.router)
+    micromanager_api.include(app, micromanagers)
     _include_web(app)
 
     @app.middleware("http")

@@ -99,6 +99,28 @@ class SecretRotated(BaseModel):
     update_id: int
 
 
+class ManagerListener:
+    """Who hears about manifests, answers and started services (no-ops here).
+
+    :mod:`.micromanagers` replaces it to issue sidecar tokens, call hooks and
+    add the inputs sidecars requested; every method must return at once (hook
+    calls are scheduled, never awaited), so neither a request nor the update
+    runner waits on a sidecar.
+    """
+
+    def extend_manifest(self, manifest: Manifest) -> Manifest:
+        return manifest
+
+    def manifest_received(self, manifest: Manifest) -> None:
+        pass
+
+    def answered(self, input_ids: list[str]) -> None:
+        pass
+
+    def started(self, services: list[str]) -> None:
+        pass
+
+
 class InvalidManifest(ValueError):
     """A manifest whose parts name things it does not define (the compiler never makes one)."""
 
@@ -213,6 +235,8 @@ class Manager:
         self.store = store
         #: Called after anything that should lead to an update (the runner sets it).
         self.on_trigger: Callable[[], None] = lambda: None
+        #: Micromanagers (:mod:`.micromanagers` installs one): requested inputs and hooks.
+        self.listener: ManagerListener = ManagerListener()
         #: Restart, logs, status: the Kubernetes API, or the dry-run state (tests replace it).
         self.cluster: ClusterActions = make_cluster_actions(settings)
         #: Generated secrets' values: the stack's outputs, or the dry-run secrets file.
@@ -227,7 +251,8 @@ class Manager:
         return record
 
     def manifest(self) -> Manifest:
-        return self.manifest_record().manifest
+        """The latest manifest, plus the inputs micromanagers requested at run time."""
+        return self.listener.extend_manifest(self.manifest_record().manifest)
 
     def params(self) -> dict[str, Any]:
         """The settings' ``--set`` params overlaid by the latest manifest's params."""
@@ -249,6 +274,7 @@ class Manager:
         changes = planner.diff(previous.manifest if previous else None, manifest)
         merged = {**(previous.params if previous else self.settings.params), **(params or {})}
         self.store.add_manifest(manifest, merged, changes.summary())
+        self.listener.manifest_received(manifest)
         deployed = set(self.store.states())
         removed = [s for s in changes.removed_services if s in deployed]
         if removed:
@@ -304,6 +330,7 @@ class Manager:
             return False
         self.store.set_answer(input_id, value)
         self.trigger_update(f"answer to {input_id}", [f"answered {input_id}"])
+        self.listener.answered([input_id])
         return True
 
     # ------------------------------------------------------------------ updates

@@ -172,6 +172,7 @@ class Runner:
         store.set_effective(record.id, effective)
         store.finish_update(update.id, "succeeded")
         log.info("update %s succeeded", update.id)
+        manager.listener.started(sorted(starting))  # schedules micromanager hooks, returns at once
         self._follow_up(plan)
 
     async def _attempts(
