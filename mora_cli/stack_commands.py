@@ -1,4 +1,4 @@
-"""The orchestrator commands: init, stacks, render, preview, up, destroy, secrets show.
+"""The orchestrator commands: init, stacks, render, preview, up, destroy, secrets show, ca.
 
 Each handler compiles the project with the same code as ``mora check``, keeps
 its own record of the stack (:mod:`mora_cli.stack_store`) and calls
@@ -144,6 +144,22 @@ def register(registry: CommandRegistry) -> None:
                       help="project folder (default: the folder `mora init` was given "
                       "for this stack)")
     show.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    p = registry.add(
+        "ca",
+        _guard(run_ca),
+        help="print the certificate of a stack's internal CA, to trust it",
+        description="Print the certificate of the CA that signs a deployed stack's ingress "
+        "certificates (the public part only; the CA's key never leaves the Pulumi state), "
+        "so browsers and tools can trust it. Reads the stack's outputs: needs the Pulumi "
+        "CLI and a `mora up` of the stack.",
+    )
+    _stack_option(p, required=True)
+    p.add_argument("path", nargs="?", metavar="PATH",
+                   help="project folder (default: the folder `mora init` was given for "
+                   "this stack)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the certificate (PEM) to FILE instead of stdout")
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -781,7 +797,8 @@ def _report(operation: str, manifest: Manifest, config: StackConfig, result: Res
         if waiting:
             output.info(f"Not deployed yet (they wait for inputs): {', '.join(waiting)}")
     if operation == "up" and urls and not config.cert_manager_issuer:
-        output.info("TLS certificates come from mora's internal CA: trust it in your browser, "
+        output.info(f"TLS certificates come from mora's internal CA: trust it (`mora ca "
+                    f"--stack {args.stack} -o ca.crt`) in your browser, "
                     "or use a cert-manager issuer (`mora init … --cert-manager-issuer NAME`).")
 
 
@@ -793,7 +810,7 @@ def run_secrets_show(args: argparse.Namespace) -> int:
 
     require_pulumi()
     stack = _check_stack_name(args.stack)
-    path = args.path or _path_for_stack(stack)
+    path = args.path or _path_for_stack(stack, "mora secrets show NAME --stack STACK PATH")
     manifest = _manifest(path, args.color)
     known = [s.id for s in manifest.secrets]
     if args.name not in known:
@@ -813,16 +830,59 @@ def run_secrets_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _path_for_stack(stack: str) -> str:
+def _path_for_stack(stack: str, usage: str) -> str:
     """The project folder of the only project that has ``stack``; else the current folder."""
     records = [r for r in stack_store.find_by_stack(_home(), stack) if r.path]
     if len(records) > 1:
         projects = ", ".join(r.project for r in records)
         raise UsageError(f"several projects have a stack {stack!r} ({projects}); give the "
-                         "project folder: `mora secrets show NAME --stack STACK PATH`")
+                         f"project folder: `{usage}`")
     if records and Path(records[0].path or ".").exists():
         return records[0].path or "."
     return "."
+
+
+# --------------------------------------------------------------------------- ca
+
+
+def run_ca(args: argparse.Namespace) -> int:
+    """Print (or write) the internal CA's certificate from the stack output ``ingress_ca_cert``.
+
+    The certificate is public; the output is not a Pulumi secret, so reading it
+    reveals nothing and needs no confirmation.
+    """
+    from stacks.automation import require_pulumi
+
+    require_pulumi()
+    stack = _check_stack_name(args.stack)
+    path = args.path or _path_for_stack(stack, "mora ca --stack STACK PATH")
+    manifest = _manifest(path, args.color)
+    record = _require_record(manifest, stack)
+    workspace = _workspace_factory(manifest, backend_url=record.backend)
+    cert = workspace.outputs(stack).get("ingress_ca_cert")
+    if not isinstance(cert, str) or not cert.strip():
+        issuer = record.settings.get("cert_manager_issuer")
+        if issuer:
+            output.error(f"stack {stack} gets its certificates from cert-manager (issuer "
+                         f"{issuer}), not from mora's CA: trust that issuer's CA instead")
+        else:
+            output.error(f"stack {stack} has no internal CA yet; it is made by the first "
+                         f"`mora up {path} --stack {stack} --local` that deploys a service "
+                         "with a subdomain")
+        return EXIT_FAILED
+    pem = cert if cert.endswith("\n") else cert + "\n"
+    if not args.output:
+        sys.stdout.write(pem)
+        return EXIT_OK
+    target = Path(args.output).expanduser()
+    try:
+        target.write_text(pem, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"cannot write {target}: {err.strerror or err}") from None
+    output.info(f"wrote the CA certificate of stack {stack} to {target}; trust it in your "
+                "browser's certificate settings, or system-wide (Debian: copy it to "
+                "/usr/local/share/ca-certificates/ and run `sudo update-ca-certificates`)")
+    return EXIT_OK
 
 
 __all__ = ["EXIT_TOOL_MISSING", "register"]
