@@ -108,8 +108,12 @@ def load_credentials(home: Path, project: str, stack: str) -> Credentials:
         return Credentials()
     except (OSError, ValueError) as err:
         raise stack_store.RecordError(f"cannot read {path}: {err}") from None
-    known = {"url", "api_token", "admin_password", "ca_cert_pem"}
-    creds = Credentials(**{k: v for k, v in data.items() if k in known and isinstance(v, str)})
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return value if isinstance(value, str) else None
+
+    creds = Credentials(url=text("url"), api_token=text("api_token"),
+                        admin_password=text("admin_password"), ca_cert_pem=text("ca_cert_pem"))
     namespaces = data.get("namespaces")
     if isinstance(namespaces, list):
         creds.namespaces = sorted(str(n) for n in namespaces)
