@@ -64,7 +64,8 @@ def test_tokens_are_scoped_to_their_service(stand_in):
 
     out = run(scenario())
     assert "secret:ldap_admin_password" not in out["config"].values
-    assert out["config"].missing == ["input:jellyfin.api_key", "service:jellyfin.host",
+    assert out["config"].missing == ["input:jellyfin.api_key", "secret:jellyfin.admin_password",
+                                     "service:jellyfin.host",
                                      "service:jellyfin.internal_url", "service:jellyfin.public_host",
                                      "service:jellyfin.url"]
     assert out["other_service_config"] == (403, "forbidden")

@@ -1,8 +1,7 @@
 """The ``qbittorrent`` built-in against a real ``qbittorrent-nox`` (4.5, Debian) on loopback.
 
-The project is the media-server example with the two lines the built-in
-needs in its qbittorrent service (the micromanager and a generated
-``webui_password``).
+The project is the media-server example, whose automation.mora gives the
+qbittorrent service the micromanager and a generated ``webui_password``.
 """
 
 from __future__ import annotations
@@ -28,14 +27,9 @@ PASSWORD = "generated-webui-password-0123"
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    # examples/media-server/automation.mora adds the micromanager and its secret
     project = tmp_path_factory.mktemp("media") / "media-server"
     shutil.copytree(ROOT / "examples" / "media-server", project)
-    main = project / "main.mora"
-    text = main.read_text()
-    anchor = 'service qbittorrent {\n'
-    assert anchor in text
-    main.write_text(text.replace(anchor, anchor + '  micromanager = "qbittorrent"\n'
-                                 '  secret webui_password = password(length = 24)\n'))
     return compile_project(project).validated()
 
 

@@ -35,7 +35,8 @@ def compile_src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 
 @pytest.fixture(scope="session")
 def media_server() -> CompileResult:
-    result = compile_project(EXAMPLES / "media-server")
+    """The acceptance program alone (main.mora), without the example's automation.mora."""
+    result = compile_project(EXAMPLES / "media-server" / "main.mora")
     assert result.ok, result.render_diagnostics()
     return result
 

@@ -96,7 +96,7 @@ def test_manifest_does_not_depend_on_the_working_directory(
     there = compile_project(EXAMPLES / "media-server").manifest
     assert there == here
     files = {v["file"] for p, v in walk(here) if p.endswith(".span")}
-    assert files == {"main.mora", "janitorr.yml"}
+    assert files == {"main.mora", "automation.mora", "janitorr.yml"}
     assert os.sep + "examples" not in json.dumps(here)
 
 
