@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NO_LEAK, PARAMS, minimal
 from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
+from stacks_helpers import NO_LEAK, PARAMS, minimal
 
 from stacks import automation
 from stacks.automation import ProgressEvent, Workspace, passphrase_file, progress_event

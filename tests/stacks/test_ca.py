@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import NO_LEAK, PARAMS, by_kind, media_server, minimal, validate
+from stacks_helpers import NO_LEAK, PARAMS, by_kind, media_server, minimal, validate
 
 from stacks.config import StackConfig
 from stacks.render import _SECRET_SIG, _SIG_KEY, render, run_mocked, run_program, safe_config

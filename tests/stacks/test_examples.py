@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import NO_LEAK, by_kind, validate
+from stacks_helpers import NO_LEAK, by_kind, validate
 
 from mora_dsl import compile_project
 from stacks.config import StackConfig

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from conftest import by_kind, validate
+from stacks_helpers import by_kind, validate
 from test_automation import RecordingPulumi
 
 from stacks.manager import NAME
@@ -237,7 +237,7 @@ def test_workspace_deploys_the_manager_stack(tmp_path: Path):
 
 def test_in_the_cluster_the_service_account_replaces_the_kubeconfig(tmp_path, monkeypatch):
     """The manager runs the services' stack from its pod: no kubeconfig, in-cluster config."""
-    from conftest import minimal
+    from stacks_helpers import minimal
 
     from stacks import automation
 

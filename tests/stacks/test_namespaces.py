@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import NO_LEAK, PARAMS, by_kind, media_server, validate
 from pydantic import ValidationError
+from stacks_helpers import NO_LEAK, PARAMS, by_kind, media_server, validate
 
 from stacks.config import (
     StackConfig,

@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from conftest import NO_LEAK, PARAMS, media_server
+from stacks_helpers import NO_LEAK, PARAMS, media_server
 
 from stacks.config import StackConfig, from_pulumi_config, to_pulumi_config
 from stacks.render import run_program

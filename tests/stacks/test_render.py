@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import NO_LEAK, PARAMS, SPAN, by_kind, minimal, ref, validate
+from stacks_helpers import NO_LEAK, PARAMS, SPAN, by_kind, minimal, ref, validate
 
 from mora_dsl.manifest import Concat, File, Health, Manifest
 from stacks.config import StackConfig
@@ -41,7 +41,7 @@ def _with_service(manifest: Manifest, **changes: Any) -> Manifest:
 
 @pytest.fixture(scope="module")
 def media_objects() -> list[dict[str, Any]]:
-    from conftest import media_server
+    from stacks_helpers import media_server
 
     config = StackConfig(
         params=PARAMS,

@@ -10,7 +10,7 @@ import asyncio
 import threading
 from typing import Any
 
-from conftest import by_kind, minimal, validate
+from stacks_helpers import by_kind, minimal, validate
 
 from stacks.config import StackConfig
 from stacks.render import render

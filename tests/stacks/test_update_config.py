@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import NO_LEAK, minimal
 from pulumi.automation._cmd import CommandResult
+from stacks_helpers import NO_LEAK, minimal
 from test_automation import RecordingPulumi
 
 from stacks.automation import Workspace
