@@ -33,6 +33,9 @@ from mora_dsl.manifest import Manifest
 from .config import StackConfig, deploy_set
 
 _LOCK = threading.Lock()
+_GC_LOCK = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
 T = TypeVar("T")
 _SIG_KEY = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_sig_key
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pulumi.runtime.rpc._special_secret_sig
@@ -146,22 +149,29 @@ def _run_in_context(
 
 @contextlib.contextmanager
 def _no_cyclic_gc() -> Iterator[None]:
-    """Pause Python's cycle collector for one run, then restore it as it was.
+    """Pause Python's cycle collector while rendering, then restore it as it was.
 
     A run allocates a large graph of Pulumi objects (resources, outputs, futures)
-    that stays alive until the run ends; every collection rescans all of it and
-    finds almost nothing, which made time per service grow with the project (500
-    services: ~14 s instead of ~6 s, ``benchmarks/render.py``). Reference counting
-    still frees memory as usual. The collector is process-wide, so this is only
-    used under ``_LOCK``: two runs never pause and restore it over each other.
+    that stays alive until the objects are collected from it; every collection
+    rescans all of it and finds almost nothing, which made time per service grow
+    with the project (500 services: ~14 s instead of ~6 s, ``benchmarks/render.py``).
+    Reference counting still frees memory as usual. The collector is process-wide,
+    so pauses nest and may overlap across threads: the first one in records the
+    state and disables it, the last one out restores it.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _gc_pauses, _gc_was_enabled
+    with _GC_LOCK:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _GC_LOCK:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _in_event_loop() -> bool:
@@ -252,8 +262,14 @@ def _order(obj: dict[str, Any]) -> tuple[int, str]:
 
 
 def render(manifest: Manifest, config: StackConfig) -> list[dict[str, Any]]:
-    """The Kubernetes objects the stack would create, secrets as placeholders, in apply order."""
-    return kubernetes_objects(run_program(manifest, safe_config(manifest, config)))
+    """The Kubernetes objects the stack would create, secrets as placeholders, in apply order.
+
+    The collector stays paused until the objects are collected too: tidying
+    thousands of objects while the run's graph is still alive is where it would
+    otherwise scan for nothing.
+    """
+    with _no_cyclic_gc():
+        return kubernetes_objects(run_program(manifest, safe_config(manifest, config)))
 
 
 def kubernetes_objects(recording: Recording) -> list[dict[str, Any]]:
