@@ -303,6 +303,8 @@ async def login_submit(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    if _auth(request).principal(request) is None:
+        return _redirect("/login")  # no session to end
     if (denied := await _csrf_failure(request)) is not None:
         return denied
     response = _redirect("/login")
