@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +68,16 @@ async def test_a_burst_of_answers_makes_at_most_two_updates_with_every_value(tmp
         await app.state.runner.wait_idle(30)
         before = len(app.state.store.updates())
 
-        started = time.monotonic()
+        # Sent at once; how long the burst takes depends on the machine, so it is not
+        # asserted (speed is measured in benchmarks/manager.py, not in tests).
         responses = await asyncio.gather(*(
             client.put(f"/api/v1/answers/app.v{i:03d}", json={"value": f"value-{i}"}, headers=BEARER)
             for i in range(100)
         ))
-        elapsed = time.monotonic() - started
         assert all(r.status_code == 200 for r in responses)
         await app.state.runner.wait_idle(30)
         updates = app.state.store.updates()
         plan = app.state.manager.plan()
-    assert elapsed < 1.0, f"the burst took {elapsed:.2f} s"
     assert 1 <= len(updates) - before <= 2
     assert all(u.status == "succeeded" for u in updates)
     op, deploy, answers = deployer.calls[-1]
