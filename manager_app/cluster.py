@@ -5,8 +5,9 @@ implementation, picked from the settings by :func:`make_cluster_actions` and
 :func:`make_generated_secrets`:
 
 * :class:`ClusterActions` – through the Kubernetes API with `lightkube`_ (small,
-  typed, speaks HTTP through httpx, so tests run it against an HTTP double of the
-  API server's documented endpoints): restart as ``kubectl rollout restart`` does
+  typed, plain HTTP through ``httpx2``, lightkube 1.0's fork of httpx, so respx
+  cannot intercept it; tests run it against an HTTP double of the API server's
+  documented endpoints served on 127.0.0.1): restart as ``kubectl rollout restart`` does
   (a strategic-merge patch of the pod template's ``kubectl.kubernetes.io/restartedAt``
   annotation), logs of the newest pod selected by the Deployment's labels, and
   the Deployment's ready replicas. :class:`DryRunActions` acts on the dry-run
