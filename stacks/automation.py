@@ -19,7 +19,7 @@ import os
 import secrets as _random
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -295,7 +295,7 @@ class Workspace:
         return merged
 
     def _write_config(
-        self, s: auto.Stack, config: StackConfig, current: dict[str, auto.ConfigValue]
+        self, s: auto.Stack, config: StackConfig, current: Mapping[str, auto.ConfigValue]
     ) -> None:
         from pulumi import automation as auto
 
@@ -309,7 +309,7 @@ class Workspace:
              for k, (v, secret) in wanted.items()}
         )
 
-    def _config_from(self, values: dict[str, auto.ConfigValue]) -> StackConfig:
+    def _config_from(self, values: Mapping[str, auto.ConfigValue]) -> StackConfig:
         prefix = NAMESPACE + ":"
         return from_pulumi_config(
             self.manifest,
