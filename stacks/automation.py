@@ -280,14 +280,18 @@ class Workspace:
         in a manager's params: writing a config built from those must not drop them.
         So the stack's answers are kept (``config``'s own answers win), its deploy set
         is kept unless ``config`` names one, and its rotation stamps are kept (a
-        dropped stamp would change a keeper and regenerate the secret). Answers are
-        written back with ``--secret``. Returns the config as written.
+        dropped stamp would change a keeper and regenerate the secret). Micromanager
+        tokens are kept like answers (only the manager issues them); the manager's
+        URL is a setting like any other, so a config without one has no sidecars.
+        Answers and tokens are written back with ``--secret``. Returns the config as
+        written.
         """
         s = self._stack(stack, create=create)
         values = s.get_all_config()
         current = self._config_from(values)
         merged = config.model_copy(update={
             "answers": {**current.answers, **config.answers},
+            "micromanager_tokens": {**current.micromanager_tokens, **config.micromanager_tokens},
             "deploy": current.deploy if config.deploy is None else config.deploy,
             "rotate": {**current.rotate, **config.rotate},
         })

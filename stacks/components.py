@@ -2,7 +2,9 @@
 
 A service becomes: its own claims, an env Secret (secret environment values and
 secret command-line arguments), a ConfigMap and/or a Secret for its files, a
-Deployment, a Service for its ports and an Ingress (with TLS) for its subdomain.
+Deployment, a Service for its ports and an Ingress (with TLS) for its subdomain;
+with a micromanager, also the sidecar's token Secret and a ``micromanager`` port
+on the Service (:mod:`stacks.sidecar`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mora_dsl.manifest import Service
 from .context import Context
 from .naming import k8s_name, labels, selector_labels
 from .pod import env_secret_name, files_name, pod_spec, port_name, secret_files_name
+from .sidecar import PORT_NAME, TOKEN_KEY, Sidecar, token_secret_name
 from .volumes import claim
 
 
@@ -47,6 +50,10 @@ class ServiceComponent(pulumi.ComponentResource):
             config_objects.append(
                 self._secret(secret_files_name(service), parts.secret_files, child)
             )
+        if parts.sidecar is not None:
+            config_objects.append(self._secret(
+                token_secret_name(service), {TOKEN_KEY: parts.sidecar.token}, child
+            ))
         if parts.config_files:
             config_objects.append(
                 k8s.core.v1.ConfigMap(
@@ -78,8 +85,9 @@ class ServiceComponent(pulumi.ComponentResource):
             ),
         )
         self.internal_url = None
+        if service.ports or parts.sidecar is not None:
+            self._service_object(child, parts.sidecar)
         if service.ports:
-            self._service_object(child)
             self.internal_url = ctx.resolver.internal_url(service.name)
         self.url = None
         public = [p for p in service.ports if p.public]
@@ -107,23 +115,29 @@ class ServiceComponent(pulumi.ComponentResource):
             name, metadata=self._metadata(name), type="Opaque", string_data=data, opts=opts
         )
 
-    def _service_object(self, opts: pulumi.ResourceOptions) -> None:
+    def _service_object(self, opts: pulumi.ResourceOptions, sidecar: Sidecar | None) -> None:
         service = self._service
+        ports = [
+            k8s.core.v1.ServicePortArgs(
+                name=port_name(p.name),
+                port=p.port,
+                target_port=port_name(p.name),
+                protocol=p.protocol,
+            )
+            for p in service.ports
+        ]
+        if sidecar is not None:
+            # Where the manager calls the sidecar's /hooks (the URL it registers).
+            ports.append(k8s.core.v1.ServicePortArgs(
+                name=PORT_NAME, port=sidecar.port, target_port=PORT_NAME, protocol="TCP"
+            ))
         k8s.core.v1.Service(
             k8s_name(service.name),
             metadata=self._metadata(k8s_name(service.name)),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP",
                 selector=selector_labels(self._ctx.manifest, service),
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name=port_name(p.name),
-                        port=p.port,
-                        target_port=port_name(p.name),
-                        protocol=p.protocol,
-                    )
-                    for p in service.ports
-                ],
+                ports=ports,
             ),
             opts=opts,
         )

@@ -28,6 +28,12 @@ from .naming import k8s_name, valid_namespace
 INPUT_PREFIX = "input."
 #: Prefix of the Pulumi config keys that hold mora's own settings (``mora:stack.deploy``).
 SETTING_PREFIX = "stack."
+#: Prefix of the (secret) Pulumi config keys that hold the micromanagers' tokens
+#: (``mora:micromanager_token.lldap``).
+TOKEN_PREFIX = "micromanager_token."
+#: The micromanagers' image (``Dockerfile.micromanagers``, every built-in in one image);
+#: tagged with the installed mora version, like the manager's ``mora-manager:<version>``.
+DEFAULT_MICROMANAGER_IMAGE_REPOSITORY = "mora-micromanagers"
 #: The Pulumi config namespace of everything mora writes.
 NAMESPACE = "mora"
 
@@ -64,6 +70,15 @@ class StackConfig(BaseModel):
     #: (its Deployment, Service… are dropped at the same time), and the next update
     #: without the service removes the claims from the stack, not from the cluster.
     released: frozenset[str] = frozenset()
+    #: The in-cluster manager's URL, which micromanager sidecars register with
+    #: (``http://mora-manager.mora-system.svc.<cluster_domain>:8080``). ``None``: no
+    #: manager (``mora up --local``), so services get no micromanager sidecar.
+    manager_url: str | None = None
+    #: The image of the micromanager sidecars; ``None``: :func:`default_micromanager_image`.
+    micromanager_image: str | None = None
+    #: Service → its micromanager's token (issued by the manager). Secret like the
+    #: answers: only ever written to a Kubernetes Secret, never rendered in clear.
+    micromanager_tokens: dict[str, SecretStr] = Field(default_factory=dict)
 
     @field_validator("namespace")
     @classmethod
@@ -75,9 +90,52 @@ class StackConfig(BaseModel):
             )
         return value
 
+    @field_validator("manager_url")
+    @classmethod
+    def _manager_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"the manager's URL must start with http:// or https://, not {value!r}")
+        return value.rstrip("/") if value is not None else None
+
     def answer(self, input_id: str) -> str | None:
         value = self.answers.get(input_id)
         return None if value is None else value.get_secret_value()
+
+    def micromanager_token(self, service: str) -> str | None:
+        value = self.micromanager_tokens.get(service)
+        return None if value is None else value.get_secret_value()
+
+
+def default_micromanager_image() -> str:
+    """``mora-micromanagers:<installed mora version>`` (``docker build -f Dockerfile.micromanagers``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tag = version("mora")
+    except PackageNotFoundError:  # a source tree that is not installed
+        tag = "latest"
+    return f"{DEFAULT_MICROMANAGER_IMAGE_REPOSITORY}:{tag}"
+
+
+def micromanager_image(config: StackConfig) -> str:
+    """The sidecars' image: the stack's setting, else :func:`default_micromanager_image`."""
+    return config.micromanager_image or default_micromanager_image()
+
+
+def micromanaged(manifest: Manifest) -> list[Service]:
+    """The services that name a micromanager (``micromanager = "..."``)."""
+    return [s for s in manifest.services if s.micromanager]
+
+
+def micromanager_note(manifest: Manifest, config: StackConfig) -> str | None:
+    """One line for a person when micromanaged services deploy without their sidecars."""
+    if config.manager_url is not None:
+        return None
+    names = [f"{s.name} ({s.micromanager})" for s in micromanaged(manifest)]
+    if not names:
+        return None
+    return (f"note: micromanagers need the in-cluster manager (`mora up` without --local); "
+            f"{', '.join(names)} deploy without them and their wizard steps stay manual")
 
 
 def stack_namespace(manifest: Manifest, config: StackConfig) -> str:
@@ -175,6 +233,8 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
         out[name] = (_param_text(value), False)
     for input_id, answer in config.answers.items():
         out[INPUT_PREFIX + input_id] = (answer.get_secret_value(), True)
+    for service, token in config.micromanager_tokens.items():
+        out[TOKEN_PREFIX + service] = (token.get_secret_value(), True)
     settings: dict[str, Any] = {
         "deploy": None if config.deploy is None else json.dumps(sorted(config.deploy)),
         "namespace": config.namespace,
@@ -186,6 +246,8 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
         "rotate": json.dumps(config.rotate, sort_keys=True) if config.rotate else None,
         "release_volumes": "true" if config.release_volumes else None,
         "released": json.dumps(sorted(config.released)) if config.released else None,
+        "manager_url": config.manager_url,
+        "micromanager_image": config.micromanager_image,
     }
     for key, text in settings.items():
         if text is not None:
@@ -195,7 +257,8 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
 
 SETTINGS = (
     "deploy", "namespace", "cluster_domain", "cert_manager_issuer", "ingress_class",
-    "render_group", "storage_class", "rotate", "release_volumes", "released",
+    "render_group", "storage_class", "rotate", "release_volumes", "released", "manager_url",
+    "micromanager_image",
 )
 
 
@@ -205,26 +268,31 @@ def config_keys(manifest: Manifest) -> list[str]:
         [p.name for p in manifest.params]
         + [INPUT_PREFIX + i.id for i in manifest.inputs]
         + [SETTING_PREFIX + s for s in SETTINGS]
+        + [TOKEN_PREFIX + s.name for s in micromanaged(manifest)]
     )
 
 
 def from_pulumi_config(manifest: Manifest, values: dict[str, str]) -> StackConfig:
     """Read a config back from Pulumi config keys (``mora:`` namespace stripped) → text.
 
-    Keys that are neither params, inputs nor settings (``project``) are ignored.
+    Keys that are neither params, inputs, tokens nor settings (``project``) are ignored.
     """
     params: dict[str, Any] = {}
     answers: dict[str, str] = {}
+    tokens: dict[str, str] = {}
     settings: dict[str, str] = {}
     param_names = {p.name for p in manifest.params}
     for key, text in values.items():
         if key.startswith(INPUT_PREFIX):
             answers[key[len(INPUT_PREFIX):]] = text
+        elif key.startswith(TOKEN_PREFIX):
+            tokens[key[len(TOKEN_PREFIX):]] = text
         elif key.startswith(SETTING_PREFIX):
             settings[key[len(SETTING_PREFIX):]] = text
         elif key in param_names:
             params[key] = _param_value(manifest, key, text)
-    fields: dict[str, Any] = {"params": params, "answers": answers}
+    fields: dict[str, Any] = {"params": params, "answers": answers,
+                              "micromanager_tokens": tokens}
     loaders: dict[str, Callable[[str], Any]] = {
         "deploy": lambda t: frozenset(json.loads(t)),
         "namespace": str,
@@ -236,6 +304,8 @@ def from_pulumi_config(manifest: Manifest, values: dict[str, str]) -> StackConfi
         "rotate": json.loads,
         "release_volumes": lambda t: t.strip().lower() == "true",
         "released": lambda t: frozenset(json.loads(t)),
+        "manager_url": str,
+        "micromanager_image": str,
     }
     for key, text in settings.items():
         if key in loaders:

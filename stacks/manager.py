@@ -39,15 +39,15 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from .manager_program import ManagerConfig
-from .naming import MANAGED_BY
+from .naming import MANAGED_BY, MANAGER_PORT, MANAGER_SERVICE, manager_url
 from .secrets import GeneratedSecret, issue_certificate
 
-NAME = "mora-manager"
+NAME = MANAGER_SERVICE
 CREDENTIALS = f"{NAME}-credentials"
 DATA = f"{NAME}-data"
 TLS_SECRET = f"{NAME}-tls"
 CA = f"{NAME}-ca"
-PORT = 8080
+PORT = MANAGER_PORT
 #: The image's user (see the Dockerfile); the pod enforces it.
 UID = 10001
 DATA_PATH = "/data"
@@ -253,6 +253,10 @@ class ManagerComponent(pulumi.ComponentResource):
             secret_env("MORA_API_TOKEN", "api-token"),
             # Served behind the Ingress's TLS: the session cookie is Secure.
             k8s.core.v1.EnvVarArgs(name="MORA_SECURE_COOKIES", value="true"),
+            # Where micromanager sidecars reach it (their stack's `manager_url`).
+            k8s.core.v1.EnvVarArgs(name="MORA_MANAGER_URL", value=manager_url(
+                config.namespace, config.stack_settings.get("cluster_domain") or "cluster.local"
+            )),
         ]
         if config.stack_settings:
             env.append(k8s.core.v1.EnvVarArgs(

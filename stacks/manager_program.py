@@ -43,7 +43,7 @@ DEFAULT_IMAGE_REPOSITORY = "mora-manager"
 #: Stack settings the manager applies to every update of the services' stack.
 FORWARDED_SETTINGS = (
     "cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class", "render_group",
-    "namespace",
+    "namespace", "micromanager_image",
 )
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 

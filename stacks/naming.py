@@ -42,6 +42,17 @@ def service_host(service: str, namespace: str, cluster_domain: str) -> str:
     return f"{k8s_name(service)}.{namespace}.svc.{cluster_domain}"
 
 
+#: The in-cluster manager's Service (``stacks.manager``) and its port.
+MANAGER_SERVICE = "mora-manager"
+MANAGER_PORT = 8080
+MANAGER_NAMESPACE = "mora-system"
+
+
+def manager_url(namespace: str = MANAGER_NAMESPACE, cluster_domain: str = "cluster.local") -> str:
+    """The in-cluster manager's URL, which micromanager sidecars register with."""
+    return f"http://{MANAGER_SERVICE}.{namespace}.svc.{cluster_domain}:{MANAGER_PORT}"
+
+
 def selector_labels(manifest: Manifest, service: Service) -> dict[str, str]:
     """The immutable part of the labels: what a Deployment selects its pods by."""
     return {

@@ -20,6 +20,7 @@ from mora_dsl.manifest import Health, Service
 from .context import Context
 from .naming import k8s_name, key_name
 from .resolve import is_secret
+from .sidecar import Sidecar, sidecar
 
 _DOLLAR = re.compile(r"\$(?=[($])")
 
@@ -48,6 +49,8 @@ class PodParts:
     config_files: dict[str, Any] = field(default_factory=dict)  # key → text
     secret_files: dict[str, Any] = field(default_factory=dict)  # key → secret Output
     has_claims: bool = False
+    #: The micromanager sidecar in the pod, when the service has one (its Secret, its port).
+    sidecar: Sidecar | None = None
 
 
 CONFIG_FILES_VOLUME = "mora-files"
@@ -264,8 +267,10 @@ def pod_spec(ctx: Context, service: Service) -> tuple[k8s.core.v1.PodSpecArgs, P
         security["fs_group"] = service.group
     if service.gpu == "intel":
         security["supplemental_groups"] = [ctx.config.render_group]
+    parts.sidecar = sidecar(ctx, service)
+    containers = [container] if parts.sidecar is None else [container, parts.sidecar.container]
     spec = k8s.core.v1.PodSpecArgs(
-        containers=[container],
+        containers=containers,
         volumes=volumes or None,
         security_context=k8s.core.v1.PodSecurityContextArgs(**security) if security else None,
         runtime_class_name="nvidia" if service.gpu == "nvidia" else None,

@@ -68,6 +68,11 @@ def input_placeholder(input_id: str) -> str:
     return f"<input:{input_id}>"
 
 
+def token_placeholder(service: str) -> str:
+    """How a micromanager's token reads in rendered output."""
+    return f"<micromanager-token:{service}>"
+
+
 @dataclass
 class Registered:
     """One resource the program registered: its type token, Pulumi name and raw inputs."""
@@ -114,14 +119,15 @@ def _make_mocks(recording: Recording) -> Any:
 
 
 def safe_config(manifest: Manifest, config: StackConfig) -> StackConfig:
-    """``config`` with every answer replaced by its placeholder and the deploy set fixed.
+    """``config`` with every answer and token replaced by its placeholder, the deploy set fixed.
 
     The deploy set is computed from the real answers first, so rendering shows
     exactly the services an update would deploy.
     """
     deploy = deploy_set(manifest, config)
     answers = {i: input_placeholder(i) for i in config.answers}
-    fields = {**dict(config), "deploy": deploy, "answers": answers}
+    tokens = {s: token_placeholder(s) for s in config.micromanager_tokens}
+    fields = {**dict(config), "deploy": deploy, "answers": answers, "micromanager_tokens": tokens}
     return StackConfig.model_validate(fields)
 
 

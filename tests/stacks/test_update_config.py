@@ -85,3 +85,35 @@ def test_a_new_stack_is_created_and_written_once(tmp_path):
     assert [c[:3] for c in cli.named("stack", "init")] == [["stack", "init", "bob"]]
     assert len(cli.named("config", "set-all")) == 1
     assert not cli.named("config", "rm-all")
+
+
+def test_micromanager_tokens_are_kept_like_answers_the_manager_url_is_a_setting(tmp_path):
+    """Only the manager issues tokens, so a config without them keeps the stack's;
+    the manager's URL is a setting: a config without one (`mora up --local`) drops it."""
+    manifest = minimal()
+    (service,) = manifest.services
+    manifest = manifest.model_copy(
+        update={"services": [service.model_copy(update={"micromanager": "whoami"})]})
+    cli = ConfiguredPulumi({
+        **EXISTING,
+        "mora:micromanager_token.whoami": (NO_LEAK, True),
+        "mora:stack.manager_url": ("http://mora-manager.mora-system.svc.cluster.local:8080",
+                                   False),
+    })
+    ws = Workspace(manifest, home=tmp_path / "home", pulumi_command=cli)
+    written = ws.update_config("alice", StackConfig(params={"domain": "example.org"}))
+    (set_all,) = cli.named("config", "set-all")
+    assert set_all[set_all.index(f"mora:micromanager_token.whoami={NO_LEAK}") - 1] == "--secret"
+    (remove,) = cli.named("config", "rm-all")
+    assert "mora:stack.manager_url" in remove
+    assert written.micromanager_token("whoami") == NO_LEAK and written.manager_url is None
+    assert NO_LEAK not in repr(written)
+
+    cli = ConfiguredPulumi(EXISTING)
+    ws = Workspace(manifest, home=tmp_path / "home", pulumi_command=cli)
+    written = ws.update_config("alice", StackConfig(
+        params={"domain": "example.org"}, micromanager_tokens={"whoami": "new"},
+        manager_url="http://m.example:8080"))
+    (set_all,) = cli.named("config", "set-all")
+    assert set_all[set_all.index("mora:micromanager_token.whoami=new") - 1] == "--secret"
+    assert "mora:stack.manager_url=http://m.example:8080" in set_all
