@@ -5,9 +5,11 @@ This is the entry point of the micromanagers' container image
 run time. The kit and the built-ins (ldap3, FastAPI, uvicorn) are imported in
 the handler, so ``mora --help`` stays fast.
 
-The token can come from ``--token`` or, better (a command line is visible to
-every process on the node), from ``MORA_MICROMANAGER_TOKEN``; the manager
-puts it in a Kubernetes Secret for the sidecar's environment.
+The token comes from ``--token-file`` (a file, e.g. the manager's
+``<data>/micromanagers/<service>.token``), ``--token`` (visible to every process
+on the node: avoid it) or ``MORA_MICROMANAGER_TOKEN``, in that order; in a
+cluster the services' stack puts it into the sidecar's environment from a
+Kubernetes Secret (:mod:`stacks.sidecar`).
 """
 
 from __future__ import annotations
@@ -35,14 +37,22 @@ def register(registry: CommandRegistry) -> None:
         "run",
         help="serve a built-in micromanager's hooks and register with the manager",
         description="Serve a built-in micromanager (ldap, qbittorrent, jellyfin, arr, "
-        "jellyseerr) and register it with the manager.",
+        "jellyseerr) and register it with the manager. The service's token comes from "
+        f"--token-file, else --token, else ${TOKEN_ENV}.",
     )
     p.set_defaults(handler=run_micromanager)
     p.add_argument("name", metavar="NAME", help="the built-in: the service's `micromanager = ...`")
     p.add_argument("--manager", required=True, metavar="URL",
-                   help="the manager's base URL, e.g. http://mora-manager.mora:8000")
-    p.add_argument("--token", metavar="T", default=None,
-                   help=f"the service's token (default: ${TOKEN_ENV}; prefer the variable)")
+                   help="the manager's base URL, e.g. "
+                   "http://mora-manager.mora-system.svc.cluster.local:8080")
+    token = p.add_mutually_exclusive_group()
+    token.add_argument("--token-file", metavar="FILE", default=None,
+                       help="read the service's token from FILE (surrounding white space "
+                       "ignored); wins over $" + TOKEN_ENV)
+    token.add_argument("--token", metavar="T", default=None,
+                       help=f"the service's token; wins over ${TOKEN_ENV}, but a command line "
+                       "is visible to every process on the machine: prefer --token-file or "
+                       "the variable")
     p.add_argument("--service", metavar="SERVICE", default=os.environ.get("MORA_SERVICE"),
                    help="the service in the manifest (default: $MORA_SERVICE, else NAME)")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
@@ -72,6 +82,29 @@ def _ports(items: list[str]) -> dict[str, int]:
     return ports
 
 
+def resolve_token(args: argparse.Namespace) -> str:
+    """The token: ``--token-file``, else ``--token``, else ``$MORA_MICROMANAGER_TOKEN``.
+
+    Raises :class:`UsageError` (exit 2, one line) for a file that cannot be read or
+    is empty, and when no source gives a token. The token never appears in a message.
+    """
+    if args.token_file is not None:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or type(err).__name__
+            raise UsageError(f"cannot read the token file {args.token_file}: {reason}") from None
+        if not token:
+            raise UsageError(f"the token file {args.token_file} is empty")
+        return token
+    token = args.token or os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise UsageError(f"give the service's token with --token-file FILE or ${TOKEN_ENV} "
+                         "(or --token)")
+    return str(token)
+
+
 def _advertise_url(host: str, port: int) -> str:
     import socket
 
@@ -96,9 +129,7 @@ def run_micromanager(args: argparse.Namespace) -> int:
 
     if args.name not in BUILTINS:
         raise UsageError(f"no built-in micromanager {args.name!r}; built-ins: {', '.join(sorted(BUILTINS))}")
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        raise UsageError(f"give the service's token with ${TOKEN_ENV} (or --token)")
+    token = resolve_token(args)
     try:
         mm = load(args.name)
     except ModuleNotFoundError as err:

@@ -84,6 +84,10 @@ def register(registry: CommandRegistry) -> None:
     _namespace_option(p, "an empty value goes back to the default")
     p.add_argument("--render-group", metavar="GID", type=int,
                    help="GID of the node's `render` group, for Intel GPU services")
+    p.add_argument("--micromanager-image", metavar="IMAGE",
+                   help="image of the micromanager sidecars (default: "
+                   "mora-micromanagers:<mora version>, built from Dockerfile.micromanagers); "
+                   "an empty value goes back to the default")
     p.add_argument("--yes", "-y", action="store_true",
                    help="ask nothing: use defaults, fail on params without one")
 
@@ -694,7 +698,7 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
     kubeconfig = _kubeconfig(record, kubeconfig_path)
     config = _stack_config(manifest, record.params, record.settings)
 
-    from stacks.config import missing_params
+    from stacks.config import micromanager_note, missing_params
 
     missing = missing_params(manifest, config)
     if missing:
@@ -715,6 +719,9 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
     workspace = _workspace_factory(manifest, backend_url=record.backend, kubeconfig=kubeconfig)
     if operation in ("preview", "up"):
         _sync_pulumi(workspace, stack, config)
+        note = micromanager_note(manifest, config)
+        if note:
+            output.info(note)
     display = Display(f"{_TITLES[operation]} {manifest.project.name} stack {stack}")
     try:
         with display:

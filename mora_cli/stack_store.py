@@ -25,7 +25,7 @@ from typing import Any
 RECORD_VERSION = 1
 #: Settings a record may hold, as :class:`stacks.config.StackConfig` fields.
 SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
-            "render_group", "namespace")
+            "render_group", "namespace", "micromanager_image")
 #: Pulumi's rule for stack names, which also keeps them safe as file names.
 _STACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

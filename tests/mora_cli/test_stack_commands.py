@@ -631,3 +631,28 @@ def test_real_init_and_preview(tmp_path, monkeypatch, capsys) -> None:
                  "--set", "domain=example.org"]) == 0
     assert main(["preview", MINIMAL, "--stack", "clitest"]) == 0
     assert "Preview done:" in capsys.readouterr().err
+
+
+def test_up_local_notes_once_that_micromanagers_need_the_manager(home, engine, capsys) -> None:
+    """`mora up --local` has no manager: micromanaged services deploy without sidecars."""
+    engine(outputs={"deployed": ["lldap"]})
+    assert main(["init", MEDIA, "--stack", "home", *MEDIA_SETS,
+                 "--micromanager-image", "registry.lan/mm:1"]) == 0
+    assert _record(home, "media-server", "home")["settings"]["micromanager_image"] == (
+        "registry.lan/mm:1")
+    capsys.readouterr()
+    assert main(["up", MEDIA, "--stack", "home", "--local"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("micromanagers need the in-cluster manager") == 1
+    assert "lldap (ldap)" in err
+    # The minimal example has no micromanager: no note.
+    assert main(["init", MINIMAL, "--stack", "home", "--set", "domain=hello.example.org"]) == 0
+    assert main(["up", MINIMAL, "--stack", "home", "--local"]) == 0
+    assert "micromanagers need" not in capsys.readouterr().err
+
+
+def test_init_micromanager_image_reaches_the_pulumi_config(home, engine, capsys) -> None:
+    cli = engine(missing=("home",))
+    assert main(["init", MINIMAL, "--stack", "home", "--set", "domain=hello.example.org",
+                 "--micromanager-image", "registry.lan/mm:1"]) == 0
+    assert "mora:stack.micromanager_image=registry.lan/mm:1" in _set_all(cli)
