@@ -13,6 +13,10 @@ worker thread.
 * :class:`AutomationDeployer` runs the real Pulumi stack through
   :class:`stacks.automation.Workspace`; it is only built when not in dry-run, so
   a machine without the Pulumi CLI can run the dry-run manager.
+
+Both give the services' stack what the micromanager sidecars need
+(:class:`Sidecars`): the manager's URL and the tokens it issued, read from the
+data folder at each update (the dry run renders them as placeholders).
 """
 
 from __future__ import annotations
@@ -60,12 +64,45 @@ class Deployer(Protocol):
     def refresh(self, manifest: Manifest, config: StackConfig) -> None: ...
 
 
+@dataclass(frozen=True)
+class Sidecars:
+    """What the services' stack needs for the micromanager sidecars.
+
+    The manager's URL (where the sidecars register) and the data folder, whose
+    ``micromanagers/<service>.token`` files hold the tokens the manager issued
+    (:func:`manager_app.micromanagers.read_tokens`). They are read at each update,
+    so a token issued after the manager started reaches its sidecar.
+    """
+
+    data_dir: Path
+    manager_url: str
+
+    def apply(self, manifest: Manifest, config: StackConfig) -> StackConfig:
+        """``config`` with the manager's URL and the micromanaged services' tokens."""
+        from stacks.config import StackConfig as Model
+        from stacks.config import micromanaged
+
+        from .micromanagers import read_tokens
+
+        tokens = read_tokens(self.data_dir, [s.name for s in micromanaged(manifest)])
+        return Model.model_validate({
+            **dict(config),
+            "manager_url": config.manager_url or self.manager_url,
+            "micromanager_tokens": {**tokens, **config.micromanager_tokens},
+        })
+
+
 def make_deployer(settings: Settings) -> Deployer:
     """The deployer the settings ask for: dry-run, or the real Automation API."""
+    from .settings import sidecar_manager_url
+
+    sidecars = Sidecars(settings.data_dir, sidecar_manager_url(settings))
     if settings.dry_run:
-        return DryRunDeployer(settings.data_dir / "dry-run", delay=settings.test_deploy_delay)
+        return DryRunDeployer(settings.data_dir / "dry-run", delay=settings.test_deploy_delay,
+                              sidecars=sidecars)
     return AutomationDeployer(
-        settings.stack, home=settings.data_dir / "pulumi", stack_settings=settings.stack_settings
+        settings.stack, home=settings.data_dir / "pulumi", stack_settings=settings.stack_settings,
+        sidecars=sidecars,
     )
 
 
@@ -86,15 +123,18 @@ class DryRunDeployer:
     #: Guards the secrets file: an update (worker thread) and a rotation (request) both write it.
     _secrets_lock = threading.Lock()
 
-    def __init__(self, folder: Path, *, delay: float = 0.0) -> None:
+    def __init__(self, folder: Path, *, delay: float = 0.0, sidecars: Sidecars | None = None) -> None:
         self.folder = folder
         self.delay = delay
+        self.sidecars = sidecars
 
     def up(self, manifest: Manifest, config: StackConfig) -> DeployResult:
         from stacks.errors import StackError
         from stacks.render import render
 
         try:
+            if self.sidecars is not None:  # shown with placeholders for the tokens
+                config = self.sidecars.apply(manifest, config)
             # render() brings its own event loop in this worker thread.
             objects = render(manifest, config)
         except StackError as err:
@@ -262,24 +302,28 @@ class AutomationDeployer:
 
     #: The :class:`~stacks.config.StackConfig` fields a manager may be configured with.
     SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
-                "render_group", "namespace")
+                "render_group", "namespace", "micromanager_image")
 
     def __init__(
-        self, stack: str, *, home: Path | None = None, stack_settings: dict[str, Any] | None = None
+        self, stack: str, *, home: Path | None = None, stack_settings: dict[str, Any] | None = None,
+        sidecars: Sidecars | None = None,
     ) -> None:
         self.stack = stack
         self.home = home
         self.stack_settings = {
             k: v for k, v in (stack_settings or {}).items() if k in self.SETTINGS and v is not None
         }
+        self.sidecars = sidecars
 
-    def config(self, config: StackConfig) -> StackConfig:
-        """``config`` with the manager's stack settings applied."""
-        if not self.stack_settings:
-            return config
-        from stacks.config import StackConfig as Model
+    def config(self, config: StackConfig, manifest: Manifest | None = None) -> StackConfig:
+        """``config`` with the manager's stack settings (and, given the manifest, sidecars)."""
+        if self.stack_settings:
+            from stacks.config import StackConfig as Model
 
-        return Model.model_validate({**dict(config), **self.stack_settings})
+            config = Model.model_validate({**dict(config), **self.stack_settings})
+        if self.sidecars is not None and manifest is not None:
+            config = self.sidecars.apply(manifest, config)
+        return config
 
     def _workspace(self, manifest: Manifest) -> Any:
         from stacks.automation import Workspace
@@ -291,7 +335,7 @@ class AutomationDeployer:
 
         try:
             ws = self._workspace(manifest)
-            ws.write_config(self.stack, self.config(config), create=True)
+            ws.write_config(self.stack, self.config(config, manifest), create=True)
             result = ws.up(self.stack)
         except StackError as err:
             raise _classify(err) from None
@@ -303,7 +347,7 @@ class AutomationDeployer:
 
         try:
             ws = self._workspace(manifest)
-            ws.write_config(self.stack, self.config(config), create=True)
+            ws.write_config(self.stack, self.config(config, manifest), create=True)
             ws.refresh(self.stack)
         except StackError as err:
             raise _classify(err) from None

@@ -8,7 +8,9 @@ sidecar talk REST both ways; this module holds the logic, and
   gets a random bearer token when a manifest is received. Only its SHA-256 is
   stored; the token itself is handed over once, as a 0600 file
   ``<data>/micromanagers/<service>.token`` (``mora micromanager run`` reads it
-  from ``MORA_MICROMANAGER_TOKEN``). A token reads and reports only for its
+  with ``--token-file`` or from ``MORA_MICROMANAGER_TOKEN``; in a cluster the
+  deployers pass it to the services' stack, which makes the sidecar's Secret
+  from it). A token reads and reports only for its
   own service, and only the values its manifest entry references (the
   contract's :func:`~micromanager_kit.contract.ref_in_scope`).
 * **Registration.** A sidecar announces its URL, hooks, actions and a hook
@@ -127,6 +129,28 @@ MIGRATIONS: list[str] = [
 ]
 
 HookStatusName = Literal["running", "ok", "failed"]
+
+
+def token_path(data_dir: Path, service: str) -> Path:
+    """Where the manager hands over ``service``'s token: ``<data>/micromanagers/<service>.token``."""
+    return data_dir / TOKEN_FOLDER / f"{service}.token"
+
+
+def read_tokens(data_dir: Path, services: Iterable[str]) -> dict[str, str]:
+    """The issued tokens of ``services`` (those with a readable, non-empty token file).
+
+    The deployers put them into the stack config, from which the services' stack
+    makes each sidecar's Secret. Never logged.
+    """
+    tokens = {}
+    for service in services:
+        try:
+            token = token_path(data_dir, service).read_text(encoding="utf-8").strip()
+        except OSError:
+            continue
+        if token:
+            tokens[service] = token
+    return tokens
 
 
 # --------------------------------------------------------------------------- errors
@@ -548,7 +572,7 @@ class MicromanagerHub(ManagerListener):
     # ------------------------------------------------------------------ tokens
 
     def token_file(self, service: str) -> Path:
-        return self.settings.data_dir / TOKEN_FOLDER / f"{service}.token"
+        return token_path(self.settings.data_dir, service)
 
     def ensure_tokens(self, manifest: Manifest) -> list[str]:
         """Issue a token to every micromanaged service that has none; returns their names."""
@@ -565,8 +589,9 @@ class MicromanagerHub(ManagerListener):
         """A new token for ``service`` (the old one stops working), handed over as a 0600 file.
 
         The file is the one place the token is readable: in a dry run the
-        operator passes it to ``mora micromanager run`` (``MORA_MICROMANAGER_TOKEN``);
-        in a cluster the stack will put it into the sidecar's environment.
+        operator passes it to ``mora micromanager run --token-file``; in a cluster
+        the deployers read it (:func:`read_tokens`) into the stack config, and the
+        services' stack puts it into the sidecar's environment from a Secret.
         """
         token = secrets.token_urlsafe(32)
         self.db.set_token(service, token)

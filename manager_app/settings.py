@@ -25,6 +25,11 @@ SECURE_COOKIES_ENV = "MORA_SECURE_COOKIES"
 #: JSON object of stack settings (storage class, cert-manager issuer, …) the in-cluster
 #: manager applies to every update; set by the manager's Deployment from `mora up`.
 STACK_SETTINGS_ENV = "MORA_STACK_SETTINGS"
+#: The manager's own in-cluster URL, which the micromanager sidecars register with; the
+#: manager's Deployment sets it. Unset: derived (see :func:`sidecar_manager_url`).
+MANAGER_URL_ENV = "MORA_MANAGER_URL"
+#: The namespace of the pod a process runs in (mounted with its service account token).
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def default_data_dir() -> Path:
@@ -68,6 +73,9 @@ class Settings(BaseModel):
     retry_backoff_seconds: float = 1.0
     #: Test-only: the dry-run deployer sleeps this long per update.
     test_deploy_delay: float = 0.0
+    #: The URL micromanager sidecars reach the manager at (``MORA_MANAGER_URL``);
+    #: ``None``: derived for the cluster (:func:`sidecar_manager_url`).
+    manager_url: str | None = None
 
     @classmethod
     def from_env(cls, **values: Any) -> Settings:
@@ -86,6 +94,26 @@ class Settings(BaseModel):
                 values["stack_settings"] = json.loads(env[STACK_SETTINGS_ENV])
             except ValueError:
                 raise ValueError(f"{STACK_SETTINGS_ENV} is not a JSON object") from None
+        if values.get("manager_url") is None and env.get(MANAGER_URL_ENV):
+            values["manager_url"] = env[MANAGER_URL_ENV].strip()
         if values.get("data_dir") is None:
             values.pop("data_dir", None)
         return cls(**values)
+
+
+def sidecar_manager_url(settings: Settings) -> str:
+    """Where the services' micromanager sidecars reach this manager.
+
+    ``settings.manager_url`` when given, else the manager's Service in the
+    namespace this pod runs in (``mora-system`` outside a pod, e.g. a dry run):
+    ``http://mora-manager.<namespace>.svc.<cluster domain>:8080``.
+    """
+    if settings.manager_url:
+        return settings.manager_url
+    from stacks.naming import MANAGER_NAMESPACE, manager_url
+
+    namespace = MANAGER_NAMESPACE
+    if POD_NAMESPACE_FILE.is_file():
+        namespace = POD_NAMESPACE_FILE.read_text(encoding="utf-8").strip() or namespace
+    cluster_domain = settings.stack_settings.get("cluster_domain") or "cluster.local"
+    return manager_url(namespace, str(cluster_domain))
