@@ -1,7 +1,8 @@
 """The language reference (docs/language.md) is kept true by compiling its examples.
 
 Every fenced code block of the page is picked up by its info string (the text after the
-opening three backticks):
+opening three backticks; the code that reads them, shared with the other docs tests, is
+``docs_helpers.py``):
 
 * ``mora`` – a complete program; it must compile with no diagnostic at all.
 * ``mora fragment`` – a piece of a service body. It is wrapped as::
@@ -36,13 +37,12 @@ really prints.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from docs_helpers import Block, check_mora_block, compile_block, doc_blocks, fenced_blocks
 
 from mora_dsl import compile_project
 from mora_dsl.codes import CODES, explain
@@ -55,70 +55,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "language.md"
 DESIGN = REPO.parent / "shared" / "design" / "LANGUAGE.md"
 
-FENCE = re.compile(r"^```(?P<info>[^`\n]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
-ERROR = re.compile(r"^error (E\d{3})$")
-FRAGMENT_SETS_IMAGE = re.compile(r"^\s*image\s*=", re.M)
 
-
-@dataclass
-class Block:
-    line: int
-    info: str
-    body: str
-    files: dict[str, str] = field(default_factory=dict)  # files beside it (`file=NAME`)
-    previous: Block | None = None  # the mora block before a `text diagnostics` block
-
-    @property
-    def id(self) -> str:
-        return f"line{self.line}:{self.info}"
-
-
-def fenced_blocks(text: str) -> list[Block]:
-    out = []
-    for m in FENCE.finditer(text):
-        line = text.count("\n", 0, m.start()) + 1
-        out.append(Block(line, m.group("info").strip(), m.group("body")))
-    return out
-
-
-def doc_blocks() -> list[Block]:
-    """The checked blocks of the page, with their side files and predecessors attached."""
-    pending: dict[str, str] = {}
-    last_mora: Block | None = None
-    out: list[Block] = []
-    for b in fenced_blocks(DOC.read_text(encoding="utf-8")):
-        words = b.info.split()
-        named = [w.split("=", 1)[1] for w in words if w.startswith("file=")]
-        if named:
-            pending[named[0]] = b.body
-            continue
-        if words[:1] == ["mora"]:
-            b.files, pending = pending, {}
-            last_mora = b
-            out.append(b)
-        elif words[:2] in (["text", "diagnostics"], ["text", "explain"]):
-            b.previous = last_mora
-            out.append(b)
-    return out
-
-
-def wrap_fragment(body: str) -> str:
-    inner = "".join(f"  {ln}" if ln.strip() else ln for ln in body.splitlines(keepends=True))
-    image = "" if FRAGMENT_SETS_IMAGE.search(body) else '  image = "example/doc:1.0"\n'
-    return f'project "doc" {{}}\n\nparam domain: domain\n\nservice doc {{\n{image}{inner}}}\n'
-
-
-def compile_block(b: Block, folder: Path, monkeypatch: pytest.MonkeyPatch):
-    words = b.info.split()[1:]
-    source = wrap_fragment(b.body) if words[:1] == ["fragment"] else b.body
-    (folder / "main.mora").write_text(source, encoding="utf-8")
-    for name, content in b.files.items():
-        (folder / name).write_text(content, encoding="utf-8")
-    monkeypatch.chdir(folder)  # diagnostics show paths relative to the working directory
-    return compile_project(folder), source
-
-
-BLOCKS = doc_blocks()
+BLOCKS = doc_blocks(DOC)
 
 
 def test_the_page_has_examples() -> None:
@@ -129,19 +67,7 @@ def test_the_page_has_examples() -> None:
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.info.startswith("mora")],
                          ids=lambda b: b.id)
 def test_mora_example(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    words = block.info.split()[1:]
-    if words[:1] == ["fragment"]:
-        words = words[1:]
-    result, source = compile_block(block, tmp_path, monkeypatch)
-    shown = f"{source}\n{result.render_diagnostics()}"
-    if not words:
-        assert result.diagnostics == [], shown
-        assert result.ok and result.manifest is not None
-        return
-    m = ERROR.match(" ".join(words))
-    assert m, f"unknown info string {block.info!r} (see the top of this test)"
-    codes = {d.code for d in result.diagnostics}
-    assert codes == {m.group(1)}, shown
+    check_mora_block(block, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.info.startswith("text")],
