@@ -102,13 +102,16 @@ class Target:
     def of(cls, manifest: Manifest, service: str, namespace: str | None = None) -> Target:
         """Names exactly as :mod:`stacks.naming` gives them to the deployed objects.
 
-        ``namespace`` is the stack's own (``StackConfig.namespace``) when it sets
-        one; otherwise the project's, as :func:`stacks.config.stack_namespace` does.
+        ``namespace`` is the stack's (:meth:`manager_app.core.Manager.namespace`,
+        which the manager always passes); without it, the project's, as
+        :func:`stacks.config.stack_namespace` gives for a stack that sets none.
         """
+        from stacks.config import StackConfig, stack_namespace
+
         svc = manifest.service(service)  # KeyError for an unknown service
         return cls(
             service=service,
-            namespace=namespace or k8s_name(manifest.project.namespace),
+            namespace=namespace or stack_namespace(manifest, StackConfig()),
             deployment=k8s_name(service),
             selector=selector_labels(manifest, svc),
         )
@@ -365,18 +368,26 @@ class DryRunSecrets:
 
 
 class StackSecrets:
-    """The real stack: values from its outputs; rotation is the config stamp alone."""
+    """The real stack: values from its outputs; rotation is the config stamp alone.
 
-    def __init__(self, stack: str, home: Path | None = None) -> None:
+    The workspace is the Automation deployer's own (same stack, Pulumi home and
+    stack settings), so a reveal reads exactly the stack the updates write.
+    """
+
+    def __init__(
+        self, stack: str, home: Path | None = None, stack_settings: dict[str, Any] | None = None
+    ) -> None:
+        from .deployers import AutomationDeployer
+
         self.stack = stack
         self.home = home
+        self.deployer = AutomationDeployer(stack, home=home, stack_settings=stack_settings)
 
     def reveal(self, manifest: Manifest, secret: Secret) -> SecretValue:
-        from stacks.automation import Workspace
         from stacks.errors import StackError
 
         try:
-            return Workspace(manifest, home=self.home).reveal_secret(self.stack, secret.id)
+            return self.deployer._workspace(manifest).reveal_secret(self.stack, secret.id)
         except FileNotFoundError:
             raise ClusterError("the Pulumi CLI is not installed where the manager runs") from None
         except StackError as err:
@@ -406,4 +417,5 @@ def make_generated_secrets(settings: Settings) -> GeneratedSecrets:
     """Dry-run secrets file, or the stack's outputs (same Pulumi home as the deployer)."""
     if settings.dry_run:
         return DryRunSecrets(settings.data_dir / "dry-run")
-    return StackSecrets(settings.stack, home=settings.data_dir / "pulumi")
+    return StackSecrets(settings.stack, home=settings.data_dir / "pulumi",
+                        stack_settings=settings.stack_settings)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -44,7 +45,45 @@ from .planner import Changes, Plan
 from .settings import Settings
 from .store import ManifestRecord, Store, UpdateRecord
 
+if TYPE_CHECKING:
+    from stacks.config import StackConfig
+
 log = logging.getLogger("mora.manager")
+
+
+def stack_settings(settings: Settings) -> dict[str, Any]:
+    """The settings' stack settings (``MORA_STACK_SETTINGS``, from `mora up`) that a
+    :class:`~stacks.config.StackConfig` takes: those the Automation deployer applies."""
+    from .deployers import AutomationDeployer
+
+    return {
+        k: v for k, v in settings.stack_settings.items()
+        if k in AutomationDeployer.SETTINGS and v is not None
+    }
+
+
+def base_config(settings: Settings) -> StackConfig:
+    """A stack config with only the manager's stack settings (namespace, cluster domain, …).
+
+    The runner builds every update's config on it, in dry-run too, so the dry-run
+    state, the cluster actions and the addresses given to sidecars all agree with
+    what a real update deploys.
+    """
+    from stacks.config import StackConfig
+
+    return StackConfig.model_validate(stack_settings(settings))
+
+
+def stack_namespace(settings: Settings, manifest: Manifest) -> str:
+    """The namespace of this stack's objects: its setting, else the project's.
+
+    The one answer to "where does this stack live" in the manager: the runner's
+    config, restart/logs/status (:class:`~.cluster.Target`) and the service
+    addresses given to micromanagers all use it.
+    """
+    from stacks.config import stack_namespace as namespace_of
+
+    return namespace_of(manifest, base_config(settings))
 
 
 class NoManifest(LookupError):
@@ -99,6 +138,21 @@ class SecretRotated(BaseModel):
     update_id: int
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What one successful update applied, beyond starting services (for the listener).
+
+    ``answered``: inputs whose new answer this update put into the stack;
+    ``changed``: ref keys of params and generated secrets (``param:domain``,
+    ``secret:app.db_password``) whose values changed; ``changed_services``:
+    services whose definition (image, environment, …) changed.
+    """
+
+    answered: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    changed_services: tuple[str, ...] = ()
+
+
 class ManagerListener:
     """Who hears about manifests, answers and started services (no-ops here).
 
@@ -115,10 +169,11 @@ class ManagerListener:
         pass
 
     def answered(self, input_ids: list[str]) -> None:
-        pass
+        """Answers were stored (not applied yet: :meth:`started` says when an update did)."""
 
-    def started(self, services: list[str]) -> None:
-        pass
+    def started(self, services: list[str], applied: Applied | None = None) -> None:
+        """An update succeeded: ``services`` now run for the first time; ``applied`` says
+        what else it changed."""
 
 
 class InvalidManifest(ValueError):
@@ -279,9 +334,11 @@ class Manager:
         removed = [s for s in changes.removed_services if s in deployed]
         if removed:
             self.store.request_removals(removed)
-        # A service that comes back is no longer being removed.
+        # A service that comes back is no longer being removed; if its objects were
+        # dropped already (the removal's first step), it is deployed (and set up) anew.
         for name in changes.added_services:
-            self.store.cancel_removal(name)
+            if self.store.cancel_removal(name):
+                self.store.forget_service(name)
         params_changed = previous is not None and previous.params != merged
         if previous is None or not changes.empty or params_changed:
             lines = changes.summary() or (["params changed"] if params_changed else [])
@@ -346,9 +403,14 @@ class Manager:
 
     # ------------------------------------------------------------------ everyday tools
 
+    def namespace(self, manifest: Manifest | None = None) -> str:
+        """The namespace of this stack (see :func:`stack_namespace`)."""
+        return stack_namespace(self.settings, manifest or self.manifest_record().manifest)
+
     def _target(self, service: str) -> Target:
+        manifest = self.manifest()
         try:
-            return Target.of(self.manifest(), service)
+            return Target.of(manifest, service, self.namespace(manifest))
         except KeyError:
             raise UnknownService(service) from None
 

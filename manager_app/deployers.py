@@ -148,6 +148,8 @@ class DryRunDeployer:
             service = next((s for s in manifest.services if s.name == name), None)
             image = service.image if service is not None and isinstance(service.image, str) else "?"
             self.record_event(name, f"update applied (dry run): image {image}")
+        for name in sorted(config.released):  # a removal's first step (see StackConfig.released)
+            self.record_event(name, "removal (dry run): objects dropped, volumes released and kept")
         return DeployResult(deployed=deployed, changes={"same": len(objects)})
 
     def refresh(self, manifest: Manifest, config: StackConfig) -> None:

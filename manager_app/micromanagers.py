@@ -25,11 +25,16 @@ sidecar talk REST both ways; this module holds the logic, and
   runs.
 * **Input requests** become inputs of the service, asked by the wizard in its
   service's wave (see :meth:`MicromanagerHub.extend_manifest`).
-* **Hooks** (after-start once a service runs, inputs-answered, before-deploy
-  for a service not deployed yet) are called in background tasks with
-  timeouts and retried with backoff while the error says ``retryable``; the
-  last outcome of each hook is stored, so the services page shows a failure
-  with a retry button.
+* **Hooks** are called in background tasks with timeouts and retried with
+  backoff while the error says ``retryable``: after-start once a service
+  runs; inputs-answered and reconfigure after the update that applied an
+  answer (or changed the service's definition, a param or a generated secret
+  it uses) succeeded, since before that the service does not have the value;
+  before-deploy for a service not deployed yet. The last outcome of each
+  hook is stored, so the services page shows a failure with a retry button.
+* **Health** of running services with a sidecar is polled every
+  ``health_interval`` seconds (never by the update runner) and shown with the
+  micromanager's state.
 * **Actions** are forwarded to the sidecar and answered with its
   :class:`~micromanager_kit.contract.HookResult`.
 
@@ -66,7 +71,14 @@ from mora_dsl.manifest import Input, Manifest, Span
 from mora_dsl.validate import InvalidValue, parse_value
 from mora_dsl.values import EvaluationError, evaluate
 
-from .core import InvalidAnswer, ManagerListener, NoManifest, validate_answer
+from .core import (
+    Applied,
+    InvalidAnswer,
+    ManagerListener,
+    NoManifest,
+    base_config,
+    validate_answer,
+)
 from .crypto import hash_token, load_fernet, write_private
 from .store import Store, now
 
@@ -183,6 +195,17 @@ class HookStatus(BaseModel):
     updated_at: str
 
 
+class Health(BaseModel):
+    """The last health check of a service by its micromanager (``/hooks/health``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: ``None``: the sidecar could not be asked (unreachable, timed out, a malformed answer).
+    healthy: bool | None
+    message: str | None = None
+    checked_at: str
+
+
 class MicromanagerStatus(BaseModel):
     """A micromanaged service as the manager knows it (never a token)."""
 
@@ -197,6 +220,8 @@ class MicromanagerStatus(BaseModel):
     hooks: list[str] = Field(default_factory=list)
     actions: list[c.ActionSpec] = Field(default_factory=list)
     hook_status: list[HookStatus] = Field(default_factory=list)
+    #: The last health check (``None``: not checked yet, or the service does not run).
+    health: Health | None = None
 
     @property
     def failures(self) -> list[HookStatus]:
@@ -428,18 +453,27 @@ def _as_text(value: JsonValue) -> str:
     return "" if value is None else str(value)
 
 
-def service_addresses(manifest: Manifest, params: Mapping[str, Any]) -> dict[str, JsonValue]:
+def service_addresses(
+    manifest: Manifest,
+    params: Mapping[str, Any],
+    *,
+    namespace: str | None = None,
+    cluster_domain: str = CLUSTER_DOMAIN,
+) -> dict[str, JsonValue]:
     """``service:NAME.ATTR`` values, as :class:`stacks.resolve.Resolver` computes them.
 
-    Recomputed here (a few lines) rather than imported, so answering a sidecar
-    does not load Pulumi.
+    ``namespace`` is the stack's (:meth:`manager_app.core.Manager.namespace`);
+    without it, the project's. Recomputed here (a few lines) rather than
+    imported, so answering a sidecar does not load Pulumi.
     """
-    from stacks.naming import k8s_name
+    from stacks.config import StackConfig, stack_namespace
+    from stacks.naming import service_host
 
+    namespace = namespace or stack_namespace(manifest, StackConfig())
     domain = str(params.get("domain", "")).strip().strip(".")
     out: dict[str, JsonValue] = {}
     for svc in manifest.services:
-        host = f"{k8s_name(svc.name)}.{manifest.project.namespace}.svc.{CLUSTER_DOMAIN}"
+        host = service_host(svc.name, namespace, cluster_domain)
         out[f"service:{svc.name}.host"] = host
         if svc.ports:
             out[f"service:{svc.name}.internal_url"] = f"http://{host}:{svc.ports[0].port}"
@@ -477,6 +511,7 @@ class MicromanagerHub(ManagerListener):
         timeout: float = 30.0,
         attempts: int = 4,
         base_delay: float = 2.0,
+        health_interval: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.manager = manager
@@ -485,7 +520,14 @@ class MicromanagerHub(ManagerListener):
         self.timeout = timeout
         self.attempts = attempts
         self.base_delay = base_delay
+        #: Seconds between health checks of the running services with a sidecar (0: none).
+        self.health_interval = health_interval
         self.transport = transport
+        self._health: dict[str, Health] = {}
+        self._health_task: asyncio.Task[None] | None = None
+        #: Stack input → the service whose sidecar reported it: that sidecar is not told
+        #: about its own report once the update applies it.
+        self._reported_by: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -500,8 +542,14 @@ class MicromanagerHub(ManagerListener):
         record = self.manager.store.latest_manifest()
         if record is not None:
             self.ensure_tokens(record.manifest)
+        self._health_task = asyncio.create_task(self._poll_health(), name="mora-health")
 
     async def stop(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+            self._health_task = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -559,15 +607,32 @@ class MicromanagerHub(ManagerListener):
         self.ensure_tokens(manifest)
 
     def answered(self, input_ids: list[str]) -> None:
-        """Tell the running services that use these inputs (the inputs-answered hook)."""
-        self._notify_answered(input_ids, exclude=None)
+        """Answers were stored: tell the running services that use them (inputs-answered).
 
-    def started(self, services: list[str]) -> None:
-        """Services just reached ``running``: call their after-start hooks."""
+        Only for inputs a sidecar requested, which no update applies (the sidecar
+        reads them from the manager). An answer the stack uses reaches the
+        service with the next update, so its sidecar hears of it from
+        :meth:`started`, once that update succeeded.
+        """
+        self._notify_answered(self._outside_stack(input_ids))
+
+    def started(self, services: list[str], applied: Applied | None = None) -> None:
+        """An update succeeded: after-start for the services that now run, and for
+        the others inputs-answered (answers it applied) and reconfigure (their
+        definition, or a param or generated secret they use, changed)."""
         registered = self.db.registrations()
         for service in services:
             if service in registered:
                 self.schedule(service, "after_start")
+        if applied is None or not registered:
+            return
+        skip = set(services)
+        if applied.answered:
+            reporters = {i: self._reported_by.pop(i) for i in applied.answered
+                         if i in self._reported_by}
+            self._notify_answered(list(applied.answered), skip=skip, reported_by=reporters)
+        if applied.changed or applied.changed_services:
+            self._notify_reconfigure(applied, skip=skip)
 
     # ------------------------------------------------------------------ tokens
 
@@ -676,7 +741,10 @@ class MicromanagerHub(ManagerListener):
         specs = {i.id: i for i in manifest.inputs}
         for input_id, text in self.manager.store.answers().items():
             known[f"input:{input_id}"] = _typed(specs.get(input_id), text)
-        known.update(service_addresses(manifest, params))
+        known.update(service_addresses(
+            manifest, params, namespace=self.manager.namespace(manifest),
+            cluster_domain=base_config(self.settings).cluster_domain,
+        ))
         scope = c.refs_of_service(manifest, service)
         wanted = {k.partition(":")[2].partition("#")[0] for k in scope if k.startswith("secret:")}
         known.update(self._secrets(manifest, wanted))
@@ -766,7 +834,10 @@ class MicromanagerHub(ManagerListener):
             if stack_inputs:  # answers of the manifest's inputs are stack config
                 self.manager.trigger_update(f"report from the {service} micromanager",
                                             [f"reported {i}" for i in stack_inputs])
-            self._notify_answered(changed, exclude=service)
+            for input_id in stack_inputs:  # told after the update that applies them
+                self._reported_by[input_id] = service
+            self._notify_answered(self._outside_stack(changed),
+                                  reported_by=dict.fromkeys(changed, service))
         return accepted
 
     # ------------------------------------------------------------------ input requests
@@ -811,13 +882,31 @@ class MicromanagerHub(ManagerListener):
             registered_at=reg.registered_at if reg else None,
             hooks=list(reg.hooks) if reg else [], actions=list(reg.actions) if reg else [],
             hook_status=self.db.hook_statuses(service),
+            health=self._health.get(service) if reg is not None else None,
         )
 
     # ------------------------------------------------------------------ calling hooks
 
-    def _notify_answered(self, input_ids: list[str], *, exclude: str | None) -> None:
+    def _outside_stack(self, input_ids: list[str]) -> list[str]:
+        """The inputs no stack update applies (requested by sidecars, not in the manifest)."""
+        try:
+            original = {i.id for i in self.manager.manifest_record().manifest.inputs}
+        except NoManifest:
+            return list(input_ids)
+        return [i for i in input_ids if i not in original]
+
+    def _notify_answered(self, input_ids: list[str], *, skip: Iterable[str] = (),
+                         reported_by: Mapping[str, str] | None = None) -> None:
+        """inputs-answered for the running services with a sidecar that use these inputs.
+
+        ``skip``: services told otherwise (after-start); ``reported_by``: input →
+        the service that reported it, which is not told about its own report.
+        """
+        if not input_ids:
+            return
         # Cheap checks first: this runs on every answer, and most projects have few sidecars.
-        candidates = [s for s in self.db.registered_services() if s != exclude]
+        skipped = set(skip)
+        candidates = [s for s in self.db.registered_services() if s not in skipped]
         if not candidates or self._loop is None:
             return
         states = self.manager.store.states()
@@ -828,15 +917,45 @@ class MicromanagerHub(ManagerListener):
             manifest = self.manager.manifest()
         except NoManifest:
             return
+        reporters = reported_by or {}
         for service in services:
             try:
-                mine = [i for i in input_ids if c.ref_in_scope(manifest, service, f"input:{i}")]
+                mine = [i for i in input_ids if reporters.get(i) != service
+                        and c.ref_in_scope(manifest, service, f"input:{i}")]
             except KeyError:
                 continue  # the service left the manifest
             if mine:
                 self.schedule(service, "inputs_answered", answered=mine)
 
-    def schedule(self, service: str, hook: str, *, answered: list[str] | None = None) -> None:
+    def _notify_reconfigure(self, applied: Applied, *, skip: Iterable[str] = ()) -> None:
+        """reconfigure for running services with a sidecar that an update changed.
+
+        A service changed when its definition did, or a param or generated secret
+        in its scope (``changed`` lists those ref keys; answers go to inputs-answered).
+        """
+        if self._loop is None:
+            return
+        skipped = set(skip)
+        states = self.manager.store.states()
+        services = [s for s in self.db.registered_services()
+                    if s not in skipped and states.get(s) == "running"]
+        if not services:
+            return
+        try:
+            manifest = self.manager.manifest()
+        except NoManifest:
+            return
+        for service in services:
+            try:
+                scope = {k.partition("#")[0] for k in c.refs_of_service(manifest, service)}
+            except KeyError:
+                continue  # the service left the manifest
+            keys = [k for k in applied.changed if k in scope]
+            if keys or service in applied.changed_services:
+                self.schedule(service, "reconfigure", changed=keys)
+
+    def schedule(self, service: str, hook: str, *, answered: list[str] | None = None,
+                 changed: list[str] | None = None) -> None:
         """Call a hook in the background; safe from any thread, returns at once."""
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -844,7 +963,7 @@ class MicromanagerHub(ManagerListener):
             return
 
         def create() -> None:
-            task = loop.create_task(self._run_hook(service, hook, answered or []),
+            task = loop.create_task(self._run_hook(service, hook, answered or [], changed or []),
                                     name=f"mora-hook-{service}-{hook}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -863,11 +982,12 @@ class MicromanagerHub(ManagerListener):
             self._locks[service] = asyncio.Lock()
         return self._locks[service]
 
-    async def _run_hook(self, service: str, hook: str, answered: list[str]) -> None:
+    async def _run_hook(self, service: str, hook: str, answered: list[str],
+                        changed: list[str] | None = None) -> None:
         """One hook call with retries; its outcome is stored for the UI. Never raises."""
         try:
             async with self._lock(service):
-                await self._call_with_retries(service, hook, answered)
+                await self._call_with_retries(service, hook, answered, changed or [])
         except asyncio.CancelledError:
             raise
         except Exception as err:  # a bug here must not kill the loop; keep the UI honest
@@ -876,7 +996,8 @@ class MicromanagerHub(ManagerListener):
                 detail=f"the manager could not call the hook ({type(err).__name__})",
                 code="unavailable", retryable=True, hook=hook))
 
-    async def _call_with_retries(self, service: str, hook: str, answered: list[str]) -> None:
+    async def _call_with_retries(self, service: str, hook: str, answered: list[str],
+                                 changed: list[str] | None = None) -> None:
         reg = self.db.registration(service)
         if reg is None:
             return
@@ -888,7 +1009,7 @@ class MicromanagerHub(ManagerListener):
             self.db.set_hook_status(service, hook, "running", attempts=attempt)
             status, result = await self._post(reg, c.HOOK_PATHS[hook], hook, c.HookCall(
                 service=service, call_id=str(uuid.uuid4()), answered=answered,
-                config=self._pushed_config(service)))
+                changed=changed or [], config=self._pushed_config(service)))
             if isinstance(result, c.HookResult):
                 self.db.set_hook_status(service, hook, "ok", attempts=attempt,
                                         message=result.message, changes=result.changes)
@@ -940,6 +1061,67 @@ class MicromanagerHub(ManagerListener):
                 f"with a body that does not match contract version {c.CONTRACT_VERSION}",
                 code="contract_version" if response.status_code < 500 else "hook_failed",
                 retryable=response.status_code >= 500, hook=hook)
+
+    # ------------------------------------------------------------------ health
+
+    async def _poll_health(self) -> None:
+        """Check health every ``health_interval`` s (the first within 10 s). Never raises.
+
+        The interval is read on every tick, so a new one applies at once.
+        """
+        last, first = time.monotonic(), True
+        while True:
+            interval = min(self.health_interval, 10.0) if first else self.health_interval
+            if self.health_interval <= 0:  # switched off
+                await asyncio.sleep(1.0)
+                continue
+            await asyncio.sleep(max(0.0, min(1.0, last + interval - time.monotonic())))
+            if time.monotonic() - last < interval:
+                continue
+            try:
+                await self.check_health()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end the polling
+                log.exception("health checks failed")
+            last, first = time.monotonic(), False
+
+    async def check_health(self) -> dict[str, Health]:
+        """Ask every running service's sidecar that has a health hook; returns the results.
+
+        Services that no longer run (or lost their sidecar) lose their last result.
+        Each check is bounded by the hook timeout and is not retried: the next
+        round asks again.
+        """
+        states = self.manager.store.states()
+        regs = [r for r in self.db.registrations().values()
+                if "health" in r.hooks and states.get(r.service) == "running"]
+        results = await asyncio.gather(*(self._health_of(r) for r in regs))
+        self._health = {r.service: h for r, h in zip(regs, results, strict=True)}
+        return dict(self._health)
+
+    async def _health_of(self, reg: Registered) -> Health:
+        headers = {"Authorization": f"{c.BEARER} {reg.hook_token}"} if reg.hook_token else {}
+        call = c.HookCall(service=reg.service, call_id=str(uuid.uuid4()))
+        try:
+            async with httpx.AsyncClient(base_url=reg.url, timeout=self.timeout,
+                                         transport=self.transport) as http:
+                response = await http.post(c.PATH_HOOK_HEALTH, headers=headers,
+                                           json=call.model_dump(mode="json"))
+        except httpx.HTTPError as err:
+            return Health(healthy=None, checked_at=now(),
+                          message=f"the {reg.micromanager} micromanager cannot be reached "
+                          f"({type(err).__name__})")
+        try:
+            if response.status_code in (200, 503):
+                result = c.HealthResult.model_validate(response.json())
+                return Health(healthy=result.healthy, message=result.message, checked_at=now())
+            error = c.ErrorBody.model_validate(response.json())
+            return Health(healthy=None, message=error.detail, checked_at=now())
+        except ValueError:
+            return Health(healthy=None, checked_at=now(),
+                          message=f"the {reg.micromanager} micromanager answered "
+                          f"{response.status_code} with a body that does not match the contract")
 
     # ------------------------------------------------------------------ retry and actions
 

@@ -23,14 +23,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from mora_dsl.manifest import Manifest
 
 from . import planner
-from .core import Manager, NoManifest
+from .core import Applied, InvalidManifest, Manager, NoManifest, manifest_problems, stack_settings
 from .deployers import Deployer, DeployError, TransientDeployError
 from .store import UpdateRecord
 
@@ -67,6 +67,11 @@ class Runner:
                 "resume after the manager restarted", interrupted.changes
             )
             self.store.mark_resume(update_id)
+        released = self.store.released()
+        if released:  # stopped between a removal's two updates: the second is still due
+            names = ", ".join(released)
+            self.store.enqueue_update(f"removal of {names}: second step",
+                                      [f"drop {names} from the stack (volumes stay in the cluster)"])
         self._task = asyncio.create_task(self._work(), name="mora-update-runner")
         self._wake.set()
 
@@ -128,36 +133,42 @@ class Runner:
                 return
 
     async def _run(self, update: UpdateRecord) -> None:
-        from stacks.config import StackConfig
-
         manager, store = self.manager, self.store
         try:
             record = manager.manifest_record()
         except NoManifest:
-            store.start_update(update.id, [])
-            store.finish_update(update.id, "failed", str(NoManifest()))
+            self._refuse(update, str(NoManifest()))
             return
-        plan = manager.plan()
-        confirmed = set(store.removals(confirmed=True))
-        keep = (plan.held() | set(plan.pending_removals)) - confirmed
-        effective = planner.effective_manifest(record.manifest, store.last_effective(), keep)
-        effective_names = {s.name for s in effective.services}
-        deploy = (plan.deploy_set() | set(plan.pending_removals)) & effective_names
-        input_ids = {i.id for i in effective.inputs}
-        config = StackConfig(
-            params=manager.params(),
-            answers={k: SecretStr(v) for k, v in store.answers().items() if k in input_ids},
-            deploy=frozenset(deploy),
-            rotate=store.rotations(),
-        )
+        # A manifest stored before the manager checked manifests on arrival may name
+        # things it does not define; the planner and the stack would fail deep inside.
+        problems = manifest_problems(record.manifest)
+        if problems:
+            self._refuse(update, f"{InvalidManifest(problems)}; send a corrected manifest")
+            return
+        try:
+            prepared = self._prepare(record.manifest)
+        except (KeyError, ValueError, StopIteration) as err:
+            log.warning("update %s: cannot be prepared (%s)", update.id, type(err).__name__)
+            self._refuse(update, "the update cannot be prepared from the stored manifests "
+                         f"({type(err).__name__}: {err}); send a corrected manifest")
+            return
+        plan, previous, effective, config, snapshot, releasing, confirmed = prepared
+        deploy = set(config.deploy or ())
         states = store.states()
         starting = {n: "deploying" for n in deploy if states.get(n) != "running"}
 
         store.start_update(update.id, sorted(deploy))
         store.set_states(starting, update_id=update.id)
-        log.info("update %s: deploying %s", update.id, ", ".join(sorted(deploy)) or "nothing")
+        log.info("update %s: deploying %s%s", update.id, ", ".join(sorted(deploy)) or "nothing",
+                 f"; releasing {', '.join(sorted(releasing))}" if releasing else "")
 
-        error = await self._attempts(update, effective, config)
+        try:
+            error = await self._attempts(update, effective, config)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a deployer bug: the services must not stay "deploying"
+            log.exception("update %s crashed in the deployer", update.id)
+            error = f"internal error: {type(err).__name__}"
         if error is not None:
             store.set_states(
                 {n: "failed" for n in starting}, update_id=update.id, error=error
@@ -167,13 +178,66 @@ class Runner:
             return
 
         store.set_states({n: "running" for n in deploy}, update_id=update.id)
-        for name in confirmed:
+        # A confirmed removal takes two updates (see StackConfig.released): the first
+        # releases the service's claims, the next drops them from the stack.
+        for name in sorted(releasing):
+            store.mark_released(name)
+        for name in sorted(confirmed - releasing):
             store.finish_removal(name)
         store.set_effective(record.id, effective)
+        applied = applied_changes(store.applied(), snapshot, previous, effective)
+        store.set_applied(update.id, snapshot)
         store.finish_update(update.id, "succeeded")
         log.info("update %s succeeded", update.id)
-        manager.listener.started(sorted(starting))  # schedules micromanager hooks, returns at once
+        # Schedules micromanager hooks (after-start, inputs-answered, reconfigure); returns at once.
+        manager.listener.started(sorted(starting), applied)
+        if releasing:
+            names = ", ".join(sorted(releasing))
+            manager.trigger_update(f"removal of {names}: second step",
+                                   [f"drop {names} from the stack (volumes stay in the cluster)"])
         self._follow_up(plan)
+
+    def _prepare(self, manifest: Manifest) -> tuple[
+        planner.Plan, Manifest | None, Manifest, StackConfig, dict[str, Any], set[str], set[str]
+    ]:
+        """The plan, the manifests (last deployed, to deploy), the config and what it applies."""
+        from stacks.config import StackConfig
+
+        manager, store = self.manager, self.store
+        plan = manager.plan()
+        previous = store.last_effective()
+        confirmed = set(store.removals(confirmed=True))
+        releasing = confirmed - set(store.released())
+        keep = plan.held() | set(plan.pending_removals) | releasing
+        effective = planner.effective_manifest(manifest, previous, keep)
+        effective_names = {s.name for s in effective.services}
+        releasing &= effective_names  # one that was never deployed has nothing to release
+        deploy = ((plan.deploy_set() | set(plan.pending_removals)) & effective_names) - releasing
+        input_ids = {i.id for i in effective.inputs}
+        stamps = store.answered()  # read before the values: a newer value only re-notifies
+        answers = {k: v for k, v in store.answers().items() if k in input_ids}
+        params = manager.params()
+        rotate = store.rotations()
+        config = StackConfig.model_validate({
+            **stack_settings(self.settings),
+            "params": params,
+            "answers": {k: SecretStr(v) for k, v in answers.items()},
+            "deploy": frozenset(deploy),
+            "rotate": rotate,
+            "released": frozenset(releasing),
+        })
+        snapshot = {
+            "answers": {k: stamps[k] for k in answers if k in stamps},
+            "params": params,
+            "rotate": rotate,
+        }
+        return plan, previous, effective, config, snapshot, releasing, confirmed
+
+    def _refuse(self, update: UpdateRecord, error: str) -> None:
+        """Record an update that cannot run, with why (shown in the update history)."""
+        self.store.start_update(update.id, [])
+        self.store.finish_update(update.id, "failed", error)
+        log.warning("update %s refused: %s", update.id, error)
 
     async def _attempts(
         self, update: UpdateRecord, manifest: Manifest, config: StackConfig
@@ -210,3 +274,33 @@ class Runner:
                 lines.append(f"new definition applies: {', '.join(released)}")
             if lines:
                 self.manager.trigger_update("next wave", lines)
+
+
+def applied_changes(
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    previous: Manifest | None,
+    effective: Manifest,
+) -> Applied:
+    """What an update applied, from the snapshots of the last good update and this one.
+
+    Answers are compared by when they were given (their values are never kept
+    outside the encrypted table); params and rotation stamps by value. Without
+    an earlier snapshot (the first update) nothing counts as changed: every
+    service deployed is starting anyway.
+    """
+    changed_services = tuple(planner.diff(previous, effective).changed_services) if previous else ()
+    if before is None:
+        return Applied(changed_services=changed_services)
+    old_answers: dict[str, str] = before.get("answers", {})
+    answered = tuple(sorted(
+        i for i, stamp in after["answers"].items() if old_answers.get(i) != stamp
+    ))
+    old_params: dict[str, Any] = before.get("params", {})
+    new_params: dict[str, Any] = after["params"]
+    changed = [f"param:{p}" for p in sorted(set(old_params) | set(new_params))
+               if old_params.get(p) != new_params.get(p)]
+    old_rotate: dict[str, str] = before.get("rotate", {})
+    changed += [f"secret:{s}" for s, stamp in sorted(after["rotate"].items())
+                if old_rotate.get(s) != stamp]
+    return Applied(answered=answered, changed=tuple(changed), changed_services=changed_services)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ADMIN_PASSWORD_ENV = "MORA_ADMIN_PASSWORD"
 API_TOKEN_ENV = "MORA_API_TOKEN"
@@ -76,6 +76,22 @@ class Settings(BaseModel):
     #: The URL micromanager sidecars reach the manager at (``MORA_MANAGER_URL``);
     #: ``None``: derived for the cluster (:func:`sidecar_manager_url`).
     manager_url: str | None = None
+
+    @field_validator("stack_settings")
+    @classmethod
+    def _stack_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Refuse a bad value at start (a bad namespace would fail every update)."""
+        from stacks.config import StackConfig
+
+        from .deployers import AutomationDeployer
+
+        known = {k: v for k, v in value.items() if k in AutomationDeployer.SETTINGS and v is not None}
+        try:
+            StackConfig.model_validate(known)
+        except ValueError as err:
+            problems = "; ".join(str(e["msg"]) for e in getattr(err, "errors", lambda: [])())
+            raise ValueError(f"invalid stack settings: {problems or err}") from None
+        return value
 
     @classmethod
     def from_env(cls, **values: Any) -> Settings:

@@ -108,6 +108,16 @@ MIGRATIONS: list[str] = [
         rotated_at TEXT NOT NULL
     );
     """,
+    # 5: a removal's first step (claims released) and what the last good update applied
+    """
+    ALTER TABLE removals ADD COLUMN released_at TEXT;
+    CREATE TABLE applied (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        update_id INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -354,17 +364,24 @@ class Store:
     # ------------------------------------------------------------------ removals
 
     def request_removals(self, services: list[str]) -> None:
+        """Removals awaiting the admin; one already under way (claims released) goes on."""
         with self._tx() as conn:
             for name in services:
                 conn.execute(
                     "INSERT INTO removals (service, requested_at) VALUES (?, ?)"
-                    " ON CONFLICT (service) DO UPDATE SET confirmed_at = NULL",
+                    " ON CONFLICT (service) DO UPDATE SET confirmed_at = NULL"
+                    " WHERE released_at IS NULL",
                     (name, now()),
                 )
 
-    def cancel_removal(self, service: str) -> None:
+    def cancel_removal(self, service: str) -> bool:
+        """Forget a removal (the service is back); whether its objects were already dropped."""
         with self._tx() as conn:
+            row = conn.execute(
+                "SELECT released_at FROM removals WHERE service = ?", (service,)
+            ).fetchone()
             conn.execute("DELETE FROM removals WHERE service = ?", (service,))
+        return row is not None and row["released_at"] is not None
 
     def confirm_removal(self, service: str) -> bool:
         with self._tx() as conn:
@@ -378,6 +395,24 @@ class Store:
         cond = "IS NOT NULL" if confirmed else "IS NULL"
         rows = self._query(f"SELECT service FROM removals WHERE confirmed_at {cond} ORDER BY service")
         return [r["service"] for r in rows]
+
+    def released(self) -> list[str]:
+        """Confirmed removals whose first step is done: claims unprotected, objects gone.
+
+        The next update drops them from the stack (see :attr:`stacks.config.StackConfig.released`).
+        """
+        rows = self._query(
+            "SELECT service FROM removals WHERE released_at IS NOT NULL ORDER BY service"
+        )
+        return [r["service"] for r in rows]
+
+    def mark_released(self, service: str) -> None:
+        """The update with ``service`` released succeeded (the removal's first step)."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE removals SET released_at = ? WHERE service = ? AND confirmed_at IS NOT NULL",
+                (now(), service),
+            )
 
     def finish_removal(self, service: str) -> None:
         """The confirmed removal was deployed: forget the service (its volumes stay)."""
@@ -468,6 +503,21 @@ class Store:
             data[key] = json.loads(data[key])
         data["resume"] = bool(data["resume"])
         return UpdateRecord(**data)
+
+    def applied(self) -> dict[str, Any] | None:
+        """What the last successful update applied (answer stamps, params, rotations)."""
+        rows = self._query("SELECT snapshot FROM applied WHERE id = 1")
+        return dict(json.loads(rows[0]["snapshot"])) if rows else None
+
+    def set_applied(self, update_id: int, snapshot: dict[str, Any]) -> None:
+        """Record what ``update_id`` applied; holds no answer, only when each was given."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO applied (id, update_id, snapshot, applied_at) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET update_id = excluded.update_id,"
+                " snapshot = excluded.snapshot, applied_at = excluded.applied_at",
+                (update_id, json.dumps(snapshot, sort_keys=True, default=str), now()),
+            )
 
     # ------------------------------------------------------------------ credentials and sessions
 

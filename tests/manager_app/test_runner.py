@@ -220,3 +220,50 @@ def test_generated_secrets_follow_their_arguments() -> None:
     assert len(generate_secret(special)) == 12
     tls = generate_secret(m.secret("lldap.tls"))
     assert tls["private_key_pem"].startswith("-----BEGIN PRIVATE KEY-----")
+
+
+async def test_an_inconsistent_stored_manifest_is_refused_with_a_visible_failure(
+    tmp_path: Path,
+) -> None:
+    """One stored before manifests were checked on arrival: the update fails, said why."""
+    from manager_app.core import manifest_problems
+
+    good = build_manifest({"db": [], "app": ["db"]})
+    app_svc = good.service("app").model_copy(update={
+        "depends_on": ["ghost"], "inputs": ["app.missing"], "volumes": ["app.nowhere"]})
+    bad = good.model_copy(update={
+        "services": [good.service("db"), app_svc]})
+    assert manifest_problems(bad)
+    settings = make_settings(tmp_path)
+    store = Store.open(settings.data_dir)
+    store.add_manifest(bad, dict(MEDIA_PARAMS), [])
+    store.close()
+
+    deployer = Recording()
+    async with running(settings, deployer) as (app, client):
+        queued = await client.post("/api/v1/updates", json={"reason": "try"}, headers=BEARER)
+        assert queued.status_code == 202
+        await app.state.runner.wait_idle(30)
+        update = app.state.store.update(queued.json()["update_id"])
+        history = (await client.get("/api/v1/updates", headers=BEARER)).json()["updates"]
+        states = app.state.store.states()
+        plan = await client.get("/api/v1/plan", headers=BEARER)
+        page = await client.get("/", headers=BEARER)
+    assert plan.status_code < 500 and page.status_code < 500
+    assert deployer.calls == []  # nothing reached the deployer
+    assert update.status == "failed" and "inconsistent" in (update.error or "")
+    assert "unknown service 'ghost'" in update.error and "send a corrected manifest" in update.error
+    assert history[0]["status"] == "failed" and history[0]["error"] == update.error
+    assert states == {}  # no service left "deploying"
+
+
+async def test_a_deployer_bug_leaves_no_service_deploying(tmp_path: Path) -> None:
+    deployer = Recording(fail=[KeyError("lldap.data")])
+    async with running(make_settings(tmp_path), deployer) as (app, client):
+        await client.post("/api/v1/manifests", headers=BEARER,
+                          json={"manifest": build_manifest({"app": []}).model_dump(mode="json")})
+        await app.state.runner.wait_idle(30)
+        update = app.state.store.updates()[0]
+        states = app.state.store.states()
+    assert update.status == "failed" and update.error == "internal error: KeyError"
+    assert states == {"app": "failed"}
