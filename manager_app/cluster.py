@@ -205,8 +205,10 @@ class KubernetesActions:
         newest = max(pods, key=_created)
         name = newest.metadata.name if newest.metadata and newest.metadata.name else ""
         with _translated(target, "pod", started=False):
+            # The service's own container: a micromanaged pod also runs the sidecar.
             lines = list(client.log(
-                name, namespace=target.namespace, tail_lines=clamp_tail(tail_lines), newlines=False
+                name, namespace=target.namespace, container=target.deployment,
+                tail_lines=clamp_tail(tail_lines), newlines=False,
             ))
         return ServiceLogs(service=target.service, pod=name, lines=lines)
 

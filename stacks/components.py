@@ -22,6 +22,9 @@ from .pod import env_secret_name, files_name, pod_spec, port_name, secret_files_
 from .sidecar import PORT_NAME, TOKEN_KEY, Sidecar, token_secret_name
 from .volumes import claim
 
+#: The pod annotation that names the container `kubectl logs` and `kubectl exec` default to.
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+
 
 class ServiceComponent(pulumi.ComponentResource):
     """All Kubernetes objects of one mora service."""
@@ -76,7 +79,13 @@ class ServiceComponent(pulumi.ComponentResource):
                 if parts.has_claims
                 else None,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels(ctx.manifest, service)),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels(ctx.manifest, service),
+                        # `kubectl logs/exec` pick the service, not its sidecar.
+                        annotations={DEFAULT_CONTAINER: k8s_name(service.name)}
+                        if parts.sidecar is not None
+                        else None,
+                    ),
                     spec=spec,
                 ),
             ),

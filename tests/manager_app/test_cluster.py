@@ -93,6 +93,8 @@ def test_logs_come_from_the_newest_pod_with_tail_lines(
     assert _selector(listing.query["labelSelector"]) == LABELS
     assert read.path == "/api/v1/namespaces/lab/pods/app-new/log"
     assert read.query["tailLines"] == "3"
+    # The service's container by name: a micromanaged pod has the sidecar too.
+    assert read.query["container"] == "app"
 
 
 def _selector(text: str) -> dict[str, str]:

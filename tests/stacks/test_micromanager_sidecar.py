@@ -59,10 +59,15 @@ def test_every_micromanaged_service_gets_a_sidecar_and_no_other(objects):
     media = media_server()
     for service in media.services:
         containers = _containers(objects, service.name)
+        template = by_kind(objects, "Deployment")[service.name]["spec"]["template"]
+        annotations = template["metadata"].get("annotations", {})
         if service.micromanager:
             assert set(containers) == {service.name, "micromanager"}, service.name
+            # `kubectl logs` shows the service, not the sidecar.
+            assert annotations == {"kubectl.kubernetes.io/default-container": service.name}
         else:
             assert set(containers) == {service.name}, service.name
+            assert annotations == {}, service.name
 
 
 def test_the_sidecar_runs_the_builtin_against_the_manager(objects):
