@@ -8,7 +8,9 @@ PIP := $(VENV)/bin/pip
 # Debian packages the tests and benchmarks need (chromium: the wizard's browser tests).
 # slapd, ldap-utils: the ldap micromanager's tests run a real slapd on loopback;
 # qbittorrent-nox: the qbittorrent micromanager's tests run the real Web UI.
-DEBIAN_PACKAGES = docker-compose slapd ldap-utils qbittorrent-nox chromium
+# wrk: only for benchmarks/manager.py (an HTTP load generator in C, so the client does not eat
+# the cores the server is measured on); no test needs it.
+DEBIAN_PACKAGES = docker-compose slapd ldap-utils qbittorrent-nox chromium wrk
 
 # Use sudo only when not root and sudo exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo 2>/dev/null)
@@ -52,6 +54,7 @@ demo: venv
 	$(VENV)/bin/mora check examples/media-server
 	$(VENV)/bin/mora build examples/media-server -o build/media-server.manifest.json
 	$(VENV)/bin/mora graph examples/media-server
+	rm -rf build/demo-manager  # a fresh start, so the admin password is printed again
 	$(VENV)/bin/mora manager serve examples/media-server --dry-run $(DEMO_PARAMS) \
 		--host 127.0.0.1 --port 8080 --data build/demo-manager
 
