@@ -75,8 +75,12 @@ def serve(settings: Settings, manifest: Manifest | None, announce: Announce = pr
         announce(f"API: http://{shown}:{port}/docs (bearer token); health: /healthz")
         sys.stdout.flush()
 
+    # "auto" picks uvloop and httptools (the C HTTP parser) when installed, as
+    # uvicorn[standard] in our dependencies makes sure; else asyncio and h11. uvloop comes in
+    # as a loop factory for this loop only (no global policy), so the event loops of
+    # deployers' threads stay asyncio's.
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="info", access_log=False,
-        lifespan="on",
+        lifespan="on", loop="auto", http="auto",
     )
     _Server(config, on_listen).run()
