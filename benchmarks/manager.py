@@ -1,20 +1,27 @@
 """Manager benchmark: latency and throughput under 50 concurrent clients, and a burst of answers.
 
 Two servers run as subprocesses on 127.0.0.1, each uvicorn with one worker and
-the same settings (``--port 0``, access log off):
+the same settings (``--port 0``, access log off, ``loop="auto"``/``http="auto"``:
+uvloop and httptools when installed, as ``uvicorn[standard]`` makes sure):
 
 * the manager (`mora manager serve examples/media-server --dry-run`), once its
   first update has finished;
 * a bare FastAPI app with one ``async def`` endpoint returning a small JSON
   object: the fastest thing FastAPI on this uvicorn can answer, the baseline.
 
-Each endpoint is loaded by 50 concurrent clients (one keep-alive connection
-each, ``httpx.AsyncClient`` in this process) that send requests back to back
-until a fixed number has been answered or a time cap is reached; latency is the
-client-side time per request (:func:`time.perf_counter`). Endpoints: the bare
-one, ``GET /api/v1/plan`` (bearer token) and the wizard page ``GET /wizard``
-(admin session cookie). The three are measured in rounds, the order rotating
-every round; the table gives each one's median round by throughput.
+Each endpoint is loaded by 50 concurrent keep-alive connections sending
+requests back to back. The load generator is ``wrk`` (Debian's, C and LuaJIT;
+``-c 50 -t 2 -d 10s --latency``, loopback only, a Lua script that counts
+non-200 answers and prints the latency distribution as JSON) when it is on
+the PATH, else 50 ``httpx.AsyncClient`` clients in this process (a Python
+client on the same cores costs as much CPU as the server; the table says which
+one ran). Latency is the client's (``wrk``: from writing the request to the
+end of the response). With ``--pin`` (the default on a machine with 2 cores or
+more) the servers run on CPU 0 and the client on the others, so client and
+server do not preempt each other. Endpoints: the bare one, ``GET /api/v1/plan``
+(bearer token) and the wizard page ``GET /wizard`` (admin session cookie). The
+three are measured in rounds, the order rotating every round; the table gives
+each one's median round by throughput.
 
 Then the burst: a second manager (started empty) receives a manifest with one
 service and 100 string inputs, 100 answers are sent at once (50 clients), and
@@ -25,8 +32,8 @@ applied them all) and every value reads back as sent.
 
 Targets (issue 4): p99 under 50 ms, throughput at least half the baseline's.
 
-    .venv/bin/python benchmarks/manager.py [--requests 2000] [--rounds 3]
-        [--markdown docs/performance.md] [--strict]
+    .venv/bin/python benchmarks/manager.py [--client auto|wrk|httpx] [--duration 10]
+        [--rounds 3] [--no-pin] [--markdown docs/performance.md] [--strict]
 """
 
 from __future__ import annotations
@@ -34,11 +41,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.util
+import json
 import os
 import platform
 import queue
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,6 +62,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+if importlib.util.find_spec("sniffio") is None:
+    # httpx and httpcore try `import sniffio` several times per request; with sniffio not
+    # installed every try searches sys.path again (~30 µs each, ~0.17 ms per request of
+    # the fallback client and the burst). A None entry makes that import fail at once.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parent.parent
 MEDIA_SERVER = REPO / "examples" / "media-server"
@@ -76,7 +92,9 @@ async def bare() -> dict[str, str]:
     return {"status": "ok"}
 
 
-uvicorn.run(app, host="127.0.0.1", port=0, log_level="info", access_log=False)
+# The manager's settings (manager_app.server): one worker, no access log, auto loop and parser.
+uvicorn.run(app, host="127.0.0.1", port=0, log_level="info", access_log=False,
+            loop="auto", http="auto")
 """
 
 LISTENING = re.compile(r"(?:listening on|running on) (http://\S+?)(?:/|\s|$)", re.IGNORECASE)
@@ -88,9 +106,10 @@ LISTENING = re.compile(r"(?:listening on|running on) (http://\S+?)(?:/|\s|$)", r
 class Server:
     """A subprocess whose output is read in a thread until it says where it listens."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], cpus: set[int] | None = None) -> None:
         self.process = subprocess.Popen(
             args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -127,8 +146,8 @@ class Server:
 
 
 @contextmanager
-def server(args: list[str], env: dict[str, str]) -> Iterator[str]:
-    proc = Server(args, env)
+def server(args: list[str], env: dict[str, str], cpus: set[int] | None = None) -> Iterator[str]:
+    proc = Server(args, env, cpus)
     try:
         yield proc.url()
     finally:
@@ -171,26 +190,94 @@ class Stats:
     count: int
     errors: int
     seconds: float
-    latencies_ms: list[float]
+    p50_ms: float
+    p99_ms: float
 
     @property
     def rps(self) -> float:
         return self.count / self.seconds if self.seconds else 0.0
 
-    def pct(self, q: float) -> float:
-        data = sorted(self.latencies_ms)
-        if not data:
-            return float("nan")
-        index = min(len(data) - 1, max(0, round(q / 100 * len(data)) - 1))
-        return data[index]
+    def pct(self, q: int) -> float:
+        return {50: self.p50_ms, 99: self.p99_ms}[q]
 
 
-async def load(
+def percentile(data: list[float], q: float) -> float:
+    ordered = sorted(data)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+# wrk's Lua hooks: count answers other than 200 in every thread (a lost session would
+# be a 303 to the login page, which wrk itself counts as a success), and print the
+# latency distribution as one JSON line at the end.
+WRK_SCRIPT = """
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  non200 = 0
+end
+
+function response(status, headers, body)
+  if status ~= 200 then
+    non200 = non200 + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do
+    bad = bad + thread:get("non200")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'MORA-WRK {"requests": %d, "duration_us": %d, "non200": %d, "connect": %d, "read": %d, '
+    .. '"write": %d, "timeout": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\\n',
+    summary.requests, summary.duration, bad, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def wrk_load(
+    base: str, path: str, *, name: str, seconds: float, threads: int, script: Path,
+    headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None,
+    clients: int = CLIENTS, cpus: set[int] | None = None,
+) -> Stats:
+    """``wrk -c clients -t threads -d seconds --latency`` against ``base + path``."""
+    if not base.startswith("http://127.0.0.1:"):
+        raise ValueError(f"loopback only: {base}")
+    args = ["wrk", "-c", str(clients), "-t", str(threads), "-d", f"{seconds:g}s", "--latency",
+            "--timeout", "10s", "-s", str(script)]
+    for key, value in (headers or {}).items():
+        args += ["-H", f"{key}: {value}"]
+    if cookies:
+        args += ["-H", "Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items())]
+    done = subprocess.run(
+        [*args, base + path], capture_output=True, text=True, timeout=seconds + 60,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+    found = re.search(r"^MORA-WRK (\{.*\})$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result = json.loads(found.group(1))
+    socket_errors = sum(result[k] for k in ("connect", "read", "write", "timeout"))
+    return Stats(
+        name, result["requests"], result["non200"] + socket_errors, result["duration_us"] / 1e6,
+        result["p50_us"] / 1000, result["p99_us"] / 1000,
+    )
+
+
+async def httpx_load(
     base: str, path: str, *, name: str, requests: int, max_seconds: float,
     headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None,
     clients: int = CLIENTS,
 ) -> Stats:
-    """``clients`` keep-alive connections sending ``GET path`` back to back."""
+    """The fallback: ``clients`` httpx keep-alive connections sending ``GET path`` back to back."""
     latencies: list[float] = []
     errors = 0
     remaining = requests
@@ -221,7 +308,8 @@ async def load(
         seconds = time.perf_counter() - started
     finally:
         await asyncio.gather(*(c.aclose() for c in pool))
-    return Stats(name, len(latencies), errors, seconds, latencies)
+    return Stats(name, len(latencies), errors, seconds,
+                 percentile(latencies, 50), percentile(latencies, 99))
 
 
 # --------------------------------------------------------------------------- the burst
@@ -319,15 +407,46 @@ def loadavg() -> str:
         return "n/a"
 
 
-def run(requests: int, rounds: int, max_seconds: float) -> dict[str, Any]:
+@dataclass
+class Options:
+    client: str  # "wrk" or "httpx"
+    duration: float  # wrk: seconds per endpoint and round
+    threads: int  # wrk threads
+    requests: int  # httpx: requests per endpoint and round
+    max_seconds: float  # httpx: time cap per endpoint and round
+    rounds: int
+    pin: bool
+
+    def command(self) -> str:
+        if self.client == "wrk":
+            load = f"--client wrk --duration {self.duration:g} --threads {self.threads}"
+        else:
+            load = f"--client httpx --requests {self.requests}"
+        return f"benchmarks/manager.py {load} --rounds {self.rounds}" + ("" if self.pin else " --no-pin")
+
+
+def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """CPUs for the servers and for the client: the first one, and the rest."""
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def run(opts: Options) -> dict[str, Any]:
     password, token = secrets.token_urlsafe(18), secrets.token_urlsafe(24)
     bearer = {"Authorization": f"Bearer {token}"}
     env = server_env(password, token)
+    server_cpus, client_cpus = cpu_split(opts.pin)
     load_before = loadavg()
     with tempfile.TemporaryDirectory(prefix="mora-bench-manager-") as tmp:
         tmp_path = Path(tmp)
-        with server([sys.executable, "-c", BARE_APP], env) as bare_url, \
-                server(manager_args(tmp_path / "media", MEDIA_SERVER), env) as manager_url:
+        script = tmp_path / "mora.lua"
+        script.write_text(WRK_SCRIPT)
+        with server([sys.executable, "-c", BARE_APP], env, server_cpus) as bare_url, \
+                server(manager_args(tmp_path / "media", MEDIA_SERVER), env, server_cpus) as manager_url:
             with httpx.Client(base_url=manager_url, timeout=30) as client:
                 wait_idle(client, bearer)
                 login = client.post("/api/v1/login", json={"password": password})
@@ -340,27 +459,71 @@ def run(requests: int, rounds: int, max_seconds: float) -> dict[str, Any]:
                 ("GET /api/v1/plan", manager_url, "/api/v1/plan", bearer, None),
                 (f"GET {wizard_path} (wizard page)", manager_url, wizard_path, None, cookies),
             ]
+
+            def measure(target: tuple[Any, ...], seconds: float) -> Stats:
+                name, base, path, headers, cookie = target
+                if opts.client == "wrk":
+                    return wrk_load(base, path, name=name, seconds=seconds, threads=opts.threads,
+                                    script=script, headers=headers, cookies=cookie,
+                                    cpus=client_cpus)
+                return asyncio.run(httpx_load(base, path, name=name, requests=opts.requests,
+                                              max_seconds=opts.max_seconds, headers=headers,
+                                              cookies=cookie))
+
+            if opts.client == "wrk":  # warm up (httpx_load warms up by itself)
+                for target in targets:
+                    measure(target, 2)
+            own_cpus = os.sched_getaffinity(0) if client_cpus else None
+            if opts.client == "httpx" and client_cpus:  # the client is this process
+                os.sched_setaffinity(0, client_cpus)
             results: dict[str, list[Stats]] = {t[0]: [] for t in targets}
-            for r in range(rounds):
-                order = targets[r % len(targets):] + targets[:r % len(targets)]
-                for name, base, path, headers, cookie in order:
-                    stats = asyncio.run(load(base, path, name=name, requests=requests,
-                                             max_seconds=max_seconds, headers=headers,
-                                             cookies=cookie))
-                    results[name].append(stats)
-                    print(f"  round {r + 1}: {name}: {stats.rps:.0f} req/s, "
-                          f"p50 {stats.pct(50):.1f} ms, p99 {stats.pct(99):.1f} ms, "
-                          f"{stats.errors} errors", file=sys.stderr)
+            try:
+                for r in range(opts.rounds):
+                    order = targets[r % len(targets):] + targets[:r % len(targets)]
+                    for target in order:
+                        stats = measure(target, opts.duration)
+                        results[stats.name].append(stats)
+                        print(f"  round {r + 1}: {stats.name}: {stats.rps:.0f} req/s, "
+                              f"p50 {stats.pct(50):.2f} ms, p99 {stats.pct(99):.2f} ms, "
+                              f"{stats.count} requests, {stats.errors} errors", file=sys.stderr)
+            finally:
+                if own_cpus:
+                    os.sched_setaffinity(0, own_cpus)
+        load_after = loadavg()
         with server(manager_args(tmp_path / "burst", None), env) as burst_url:
             burst_result = asyncio.run(burst(burst_url, bearer))
     return {
         "stats": {name: median_round(rs) for name, rs in results.items()},
         "burst": burst_result,
         "load_before": load_before,
-        "load_after": loadavg(),
-        "requests": requests,
-        "rounds": rounds,
+        "load_after": load_after,
+        "options": opts,
+        "pinned": (server_cpus, client_cpus),
     }
+
+
+def server_stack() -> str:
+    """What uvicorn's "auto" picks in this environment (the servers use this interpreter)."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} + {http}"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"load average: {loadavg()}"
 
 
 def verdicts(result: dict[str, Any]) -> tuple[list[list[str]], list[bool]]:
@@ -379,7 +542,7 @@ def verdicts(result: dict[str, Any]) -> tuple[list[list[str]], list[bool]]:
             passed += [ok_p99, ok_ratio]
             target = f"p99 < {TARGET_P99_MS:.0f} ms, ≥ {TARGET_RATIO:.1f}× baseline"
             verdict = ", ".join("pass" if ok else "FAIL" for ok in (ok_p99, ok_ratio))
-        rows.append([name, f"{s.pct(50):.1f}", f"{s.pct(99):.1f}", f"{s.rps:.0f}",
+        rows.append([name, f"{s.pct(50):.2f}", f"{s.pct(99):.2f}", f"{s.rps:.0f}",
                      f"{ratio:.2f}", f"{s.count} / {s.errors}", target, verdict])
     return rows, passed
 
@@ -396,6 +559,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     rows, _ = verdicts(result)
     b: BurstResult = result["burst"]
+    opts: Options = result["options"]
+    server_cpus, client_cpus = result["pinned"]
     burst_ok = b.seconds < 1.0 and b.accepted == BURST and 1 <= b.updates <= 2 and b.applied
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = ["endpoint", "p50 ms", "p99 ms", "req/s", "× baseline", "requests / errors",
@@ -406,29 +571,48 @@ def markdown(result: dict[str, Any]) -> str:
         "yes" if b.applied else "NO", "< 1 s, ≤ 2 updates, every value",
         "pass" if burst_ok else "FAIL",
     ]]
+    if opts.client == "wrk":
+        client = (
+            f"`wrk -c {CLIENTS} -t {opts.threads} -d {opts.duration:g}s --latency` (Debian's wrk, "
+            "C and LuaJIT; a Lua script counts every answer other than 200 as an error and "
+            "reports wrk's latency percentiles)"
+        )
+    else:
+        client = (
+            f"{CLIENTS} `httpx.AsyncClient` clients in the benchmark's own process, "
+            f"{opts.requests} requests per round (the fallback: wrk was not on the PATH; a Python "
+            "client costs as much CPU as the server it measures, so these numbers are pessimistic)"
+        )
+    if server_cpus:
+        pinning = (f"the servers pinned to CPU {', '.join(map(str, sorted(server_cpus)))}, the "
+                   f"client to CPU {', '.join(map(str, sorted(client_cpus or ())))}")
+    else:
+        pinning = "nothing pinned: client and servers share every core"
     return "\n".join([
         BEGIN,
         "## The manager: latency under 50 concurrent clients, a burst of answers",
         "",
         "`benchmarks/manager.py` serves the manager (`mora manager serve examples/media-server "
         "--dry-run`, after its first update) and a bare FastAPI app (one `async def` endpoint "
-        "returning a small JSON object) as uvicorn subprocesses on 127.0.0.1, one worker each, "
-        f"and loads each endpoint with {CLIENTS} concurrent keep-alive clients (httpx, in the "
-        "benchmark's own process) sending requests back to back. Latency is measured by the "
-        "client; each row is the median of the rounds by throughput. Targets: p99 under 50 ms "
-        "and at least half the baseline's throughput.",
+        "returning a small JSON object) as uvicorn subprocesses on 127.0.0.1 with the same "
+        f"settings: one worker, no access log, {server_stack()} (uvicorn's `auto` choice with "
+        f"`uvicorn[standard]` installed). Each endpoint gets {CLIENTS} concurrent keep-alive "
+        f"connections sending requests back to back from {client}; {pinning}. Latency is "
+        "measured by the client; each row is the median of the rounds by throughput (the order "
+        "of the endpoints rotates every round). Targets: p99 under 50 ms and at least half the "
+        "baseline's throughput.",
         "",
         table(header, rows),
         "",
         table(["burst", "sent in", "accepted", "updates after it", "every value applied",
                "targets", "result"], burst_rows),
         "",
-        f"- measured {now} with `benchmarks/manager.py --requests {result['requests']} "
-        f"--rounds {result['rounds']}`; {os.cpu_count()} cores, {platform_name()}, "
+        f"- measured {now} with `{opts.command()}`; load generator: {opts.client}; "
+        f"{os.cpu_count()} cores ({cpu_model()}), {platform_name()}, "
         f"Python {platform.python_version()}",
         f"- load average (1, 5, 15 min): {result['load_before']} before, "
-        f"{result['load_after']} after; the client, the servers and any other work share the "
-        "same cores, so the client's own cost is part of every number, baseline included",
+        f"{result['load_after']} after the load rounds; other work on the machine shares "
+        "these cores and is part of every number, baseline included",
         *([baseline_note(result)] if baseline_note(result) else []),
         "- the burst: a manager started empty receives a manifest with one service and 100 "
         "string inputs; 'every value applied' means every answer reads back as sent and the "
@@ -447,8 +631,8 @@ def baseline_note(result: dict[str, Any]) -> str:
         f"- the bare endpoint itself misses the p99 target here ({baseline.pct(99):.0f} ms): "
         f"with {CLIENTS} clients sending back to back, latency is about {CLIENTS} / throughput "
         "(Little's law), so p99 under 50 ms needs well over 1000 req/s from one uvicorn worker "
-        "(pure-Python h11: httptools and uvloop are not installed) sharing the cores with the "
-        "Python client and other work; the throughput ratio is the comparable number"
+        "sharing the cores with the client and other work; the throughput ratio is the "
+        "comparable number"
     )
 
 
@@ -473,15 +657,36 @@ def write_section(path: Path, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000, help="requests per endpoint and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto",
+                        help="load generator (auto: wrk when it is on the PATH, else httpx)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="wrk: seconds per endpoint and round")
+    parser.add_argument("--threads", type=int, default=2, help="wrk: threads")
+    parser.add_argument("--requests", type=int, default=2000,
+                        help="httpx: requests per endpoint and round")
     parser.add_argument("--max-seconds", type=float, default=20.0,
-                        help="time cap per endpoint and round")
+                        help="httpx: time cap per endpoint and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                        help="servers on the first CPU, the client on the others (2+ CPUs)")
     parser.add_argument("--markdown", type=Path, default=None,
-                        help="write the table into this file between the manager markers")
+                        help="write the section into this file, replacing only the part "
+                             "between the manager markers")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    result = run(args.requests, args.rounds, args.max_seconds)
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "httpx"
+        if client == "httpx":
+            print("wrk is not on the PATH (make system-deps installs it): using httpx",
+                  file=sys.stderr)
+    elif client == "wrk" and not shutil.which("wrk"):
+        parser.error("wrk is not on the PATH (make system-deps installs it)")
+    opts = Options(client=client, duration=args.duration, threads=args.threads,
+                   requests=args.requests, max_seconds=args.max_seconds, rounds=args.rounds,
+                   pin=args.pin)
+    print(f"before: {uptime()}", file=sys.stderr)
+    result = run(opts)
     section = markdown(result)
     print(section)
     if args.markdown is not None:
