@@ -306,8 +306,16 @@ class Manager:
         return record
 
     def manifest(self) -> Manifest:
-        """The latest manifest, plus the inputs micromanagers requested at run time."""
-        return self.listener.extend_manifest(self.manifest_record().manifest)
+        """The latest manifest, plus the inputs micromanagers requested at run time.
+
+        Cached until the next write to the store (both come from it): every page and
+        API call reads it.
+        """
+        listener = self.listener
+        return self.store.memo(
+            ("manifest", id(listener)),
+            lambda: listener.extend_manifest(self.manifest_record().manifest),
+        )
 
     def params(self) -> dict[str, Any]:
         """The settings' ``--set`` params overlaid by the latest manifest's params."""
@@ -348,7 +356,14 @@ class Manager:
     # ------------------------------------------------------------------ plan
 
     def plan(self) -> Plan:
-        """The current plan: recomputed from the manifest, the answers and recorded states."""
+        """The current plan, from the manifest, the answers and recorded states.
+
+        Computed again only after a write to the store (the plan derives from it alone);
+        callers must not modify it.
+        """
+        return self.store.memo(("plan", id(self.listener)), self._plan)
+
+    def _plan(self) -> Plan:
         manifest = self.manifest()
         return planner.plan(
             manifest,

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,8 @@ from mora_dsl.manifest import Manifest
 from .crypto import load_fernet
 
 DB_FILE = "manager.sqlite3"
+
+T = TypeVar("T")
 
 #: Ordered migrations; the schema version is the number applied. Never edit a released one.
 MIGRATIONS: list[str] = [
@@ -182,6 +184,11 @@ class Store:
         #: the API and the pages reads it). Sound because this process is the only writer.
         self._generation = 0
         self._latest: tuple[int, ManifestRecord | None] | None = None
+        #: Bumped by every transaction (any table, the micromanagers' included): what is
+        #: derived from the database alone is cached per version (:meth:`memo`).
+        self._version = 0
+        self._memo: dict[Hashable, Any] = {}
+        self._memo_version = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -212,11 +219,38 @@ class Store:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._version += 1
             self._conn.execute("COMMIT")
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return list(self._conn.execute(sql, args))
+
+    @property
+    def version(self) -> int:
+        """Changes with every write; equal versions mean equal database contents."""
+        return self._version
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, cached until the next write to the database.
+
+        For values derived from the database alone (the plan, a page's context); sound
+        because this process is the only writer. ``compute`` runs outside the lock, and
+        its result is kept only if no write happened meanwhile. Exceptions are not cached.
+        """
+        with self._lock:
+            if self._memo_version != self._version:
+                self._memo.clear()
+                self._memo_version = self._version
+            if key in self._memo:
+                return self._memo[key]  # type: ignore[no-any-return]
+            version = self._version
+        value = compute()
+        with self._lock:
+            if self._version == version == self._memo_version:
+                self._memo[key] = value
+        return value
 
     def schema_version(self) -> int:
         with self._lock:
@@ -522,8 +556,12 @@ class Store:
     # ------------------------------------------------------------------ credentials and sessions
 
     def credential(self, name: str) -> str | None:
-        rows = self._query("SELECT hash FROM credentials WHERE name = ?", (name,))
-        return rows[0]["hash"] if rows else None
+        def read() -> str | None:
+            rows = self._query("SELECT hash FROM credentials WHERE name = ?", (name,))
+            return rows[0]["hash"] if rows else None
+
+        # Read on every request (the API token's hash): cached until the next write.
+        return self.memo(("credential", name), read)
 
     def set_credential(self, name: str, hashed: str) -> None:
         with self._tx() as conn:
@@ -543,12 +581,22 @@ class Store:
             )
 
     def session(self, id_hash: str) -> tuple[str, str] | None:
-        """``(csrf token, expires_at)`` of a live session."""
-        rows = self._query(
-            "SELECT csrf, expires_at FROM sessions WHERE id_hash = ? AND expires_at > ?",
-            (id_hash, now()),
-        )
-        return (rows[0]["csrf"], rows[0]["expires_at"]) if rows else None
+        """``(csrf token, expires_at)`` of a live session.
+
+        Read on every page: a known session is cached until the next write (an unknown
+        id is not, so random cookies cannot fill memory); expiry is checked every time.
+        """
+        key = ("session", id_hash)
+        with self._lock:
+            found = self._memo.get(key) if self._memo_version == self._version else None
+        if found is None:
+            rows = self._query(
+                "SELECT csrf, expires_at FROM sessions WHERE id_hash = ?", (id_hash,)
+            )
+            if not rows:
+                return None
+            found = self.memo(key, lambda: (rows[0]["csrf"], rows[0]["expires_at"]))
+        return found if found[1] > now() else None
 
     def delete_session(self, id_hash: str) -> None:
         with self._tx() as conn:
