@@ -15,11 +15,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from . import api, micromanager_api
-from .auth import Auth, set_csrf_cookie
+from .auth import Auth, CsrfCookieMiddleware
 from .core import Manager
 from .credentials import Generated, ensure_credentials
 from .deployers import Deployer, make_deployer
@@ -73,11 +73,7 @@ def create_app(settings: Settings, *, deployer: Deployer | None = None) -> FastA
     micromanager_api.include(app, micromanagers)
     _include_web(app)
 
-    @app.middleware("http")
-    async def csrf_cookie(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        set_csrf_cookie(request, response, settings)
-        return response
+    app.add_middleware(CsrfCookieMiddleware, settings=settings)
 
     return app
 
