@@ -69,6 +69,7 @@ def create_app(settings: Settings, *, deployer: Deployer | None = None) -> FastA
     app.add_exception_handler(RequestValidationError, api.validation_error)
     app.include_router(api.public)
     app.include_router(api.session)
+    _include_web(app, "hot")  # the wizard page, ahead of the API's routes (see web.routes)
     app.include_router(api.router)
     micromanager_api.include(app, micromanagers)
     _include_web(app)
@@ -78,15 +79,20 @@ def create_app(settings: Settings, *, deployer: Deployer | None = None) -> FastA
     return app
 
 
-def _include_web(app: FastAPI) -> None:
-    """Mount the wizard's pages when ``manager_app.web`` is installed (it is optional)."""
+def _include_web(app: FastAPI, name: str = "router") -> None:
+    """Mount the wizard's pages when ``manager_app.web`` is installed (it is optional).
+
+    ``name``: which of its routers; ``hot`` (optional) holds the page asked most often.
+    """
     try:
         web = importlib.import_module("manager_app.web")
     except ModuleNotFoundError as err:
         if err.name != "manager_app.web":
             raise
         return
-    router = getattr(web, "router", None)
+    router = getattr(web, name, None)
+    if router is None and name != "router":
+        return
     if router is None:  # the package exists but does not offer pages (yet)
         log.warning("manager_app.web has no `router`; the wizard pages are not served")
         return

@@ -9,6 +9,6 @@ security rules every route keeps and :mod:`.views` for what the pages show.
 
 from __future__ import annotations
 
-from .routes import router
+from .routes import hot, router
 
-__all__ = ["router"]
+__all__ = ["hot", "router"]

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ..api import reveal_checked
@@ -434,9 +435,30 @@ def _wizard_page(
 
 
 @router.get("/wizard", response_class=HTMLResponse)
-def wizard(request: Request, update: str | None = None, saved: str | None = None) -> Response:
+async def wizard(request: Request) -> Response:
+    """The current step. Rendered once per state of the store, session and query.
+
+    Everything on the page derives from the store (plan, answers, updates), the
+    settings, the session's CSRF token and the query, so the rendered response is
+    kept until the next write to the store (:meth:`~manager_app.store.Store.memo`)
+    and the page's refresh or a second tab costs a lookup. On the event loop: a
+    cached answer is far cheaper than the hop to a worker thread. The query (``update``,
+    ``saved``: ints, anything else ignored) is read here rather than declared as
+    parameters, which FastAPI would parse on every request.
+    """
     _require_page(request)
-    return _wizard_page(request, fields=None, update_id=_int(update), saved=_int(saved))
+    query = request.query_params
+    update_id, saved_count = _int(query.get("update")), _int(query.get("saved"))
+
+    def page() -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        response = _wizard_page(request, fields=None, update_id=update_id, saved=saved_count)
+        return response.status_code, bytes(response.body), list(response.raw_headers)
+
+    key = ("wizard page", csrf_token(request), update_id, saved_count)
+    status_code, body, raw_headers = _manager(request).store.memo(key, page)
+    response = Response(body, status_code=status_code)
+    response.raw_headers = list(raw_headers)
+    return response
 
 
 def _strip_title(message: str, title: str) -> str:
@@ -716,3 +738,17 @@ def _quote(value: str) -> str:
 
 
 templates.filters["urlpart"] = _quote
+
+
+#: The page asked most often, the wizard: :func:`manager_app.app.create_app` includes
+#: :data:`hot` ahead of the API's routes. FastAPI tries routes in order (twice within an
+#: included router), about 2 µs each, and would try the API's fourteen first; each page
+#: put here costs every API call one such try. It stays in :data:`router` too (not
+#: reached there when both are included). No API path is one of these, and POST /wizard
+#: came after GET /wizard already, so which route answers a request (or the 405) is the same.
+HOT_PAGES = ("/wizard",)
+hot = APIRouter(include_in_schema=False)
+for _path in HOT_PAGES:
+    _route = next(r for r in router.routes
+                  if isinstance(r, APIRoute) and r.path == _path and r.methods == {"GET"})
+    hot.add_api_route(_path, _route.endpoint, methods=["GET"], response_class=HTMLResponse)
