@@ -10,12 +10,17 @@ the handler, so ``mora --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import output
 from .errors import EXIT_FAILED, EXIT_OK, UsageError
 from .registry import CommandRegistry, add_global_options
+
+if TYPE_CHECKING:
+    from manager_app.settings import Settings
+    from mora_dsl.manifest import Manifest
 
 
 def register(registry: CommandRegistry) -> None:
@@ -93,7 +98,6 @@ def run_serve(args: argparse.Namespace) -> int:
             "they are given (`--set NAME=VALUE`, or `mora up` sends them)"
         )
 
-    from manager_app.server import serve
     from manager_app.settings import Settings
 
     settings = Settings.from_env(
@@ -105,8 +109,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         data_dir=Path(args.data).resolve() if args.data else None,
     )
-    serve(settings, manifest, announce=output.out)
-    return EXIT_OK
+    return _serve(settings, manifest)
 
 
 def _serve_empty(args: argparse.Namespace, params: dict[str, Any]) -> int:
@@ -114,7 +117,6 @@ def _serve_empty(args: argparse.Namespace, params: dict[str, Any]) -> int:
     if params:
         raise UsageError("--set needs PATH: without a project the params come with the "
                          "manifest `mora up` sends")
-    from manager_app.server import serve
     from manager_app.settings import Settings
 
     settings = Settings.from_env(
@@ -125,9 +127,75 @@ def _serve_empty(args: argparse.Namespace, params: dict[str, Any]) -> int:
         port=args.port,
         data_dir=Path(args.data).resolve() if args.data else None,
     )
-    output.info("no project given: waiting for a manifest (`mora up` sends one)")
-    serve(settings, None, announce=output.out)
+    return _serve(settings, None)
+
+
+def _serve(settings: Settings, manifest: Manifest | None) -> int:
+    """Check the data folder, then serve; a damaged database ends with one line, not a bug.
+
+    The store opens the folder deep inside the app's construction, where a file
+    in the folder's place, a folder nobody may write or a damaged database or
+    key would surface as an internal error. They are the user's to fix (often
+    a wrong ``--data``), so they are found here first and named.
+    """
+    import sqlite3
+
+    from manager_app.server import serve
+
+    _check_data_dir(settings.data_dir)
+    damage = _damage(settings.data_dir)
+    if damage:
+        output.error(damage)
+        return EXIT_FAILED
+    if manifest is None:
+        output.info("no project given: waiting for a manifest (`mora up` sends one)")
+    try:
+        serve(settings, manifest, announce=output.out)
+    except sqlite3.DatabaseError as err:  # damage the first look did not see
+        output.error(f"the manager's database in {settings.data_dir} cannot be used: {err}")
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _check_data_dir(folder: Path) -> None:
+    """Create ``folder`` if needed; one that is a file or cannot be written is misuse."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"the manager's data folder {folder} is a file (--data)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=folder):  # root passes os.access, not a read-only mount
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"cannot write in the manager's data folder {folder} (--data): {err.strerror or err}"
+        ) from None
+
+
+def _damage(folder: Path) -> str | None:
+    """What is wrong with the database or the answers key in ``folder`` (``None``: nothing)."""
+    import sqlite3
+
+    from cryptography.fernet import Fernet
+
+    from manager_app.crypto import KEY_FILE
+    from manager_app.store import DB_FILE
+
+    database, key = folder / DB_FILE, folder / KEY_FILE
+    fresh = "move it away to start afresh (the stored answers and tokens go with it)"
+    if database.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.Error as err:
+            return f"{database} is not a manager database ({err}); {fresh}"
+    if key.exists():
+        try:
+            Fernet(key.read_bytes().strip())
+        except (OSError, ValueError) as err:
+            return f"{key} is not the manager's answers key ({err}); {fresh}, with {DB_FILE}"
+    return None
 
 
 def _typed_params(manifest: Any, params: dict[str, str]) -> dict[str, Any]:

@@ -76,10 +76,37 @@ def _ports(items: list[str]) -> dict[str, int]:
     ports: dict[str, int] = {}
     for item in items:
         name, _, number = item.partition("=")
-        if not name or not number.isdigit():
-            raise UsageError(f"--service-port takes NAME=PORT, not {item!r}")
+        if not name or not number.isdigit() or not 1 <= int(number) <= 65535:
+            raise UsageError(f"--service-port takes NAME=PORT (PORT 1-65535), not {item!r}")
         ports[name] = int(number)
     return ports
+
+
+def _http_url(option: str, value: str) -> str:
+    """``value`` if it is an http(s) URL with a host; misuse otherwise.
+
+    The client would take anything and fail later: ``notaurl`` as endless
+    register retries, a bad port as an internal error from httpx.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as err:
+        raise UsageError(f"{option}: {value!r} is not a URL ({err})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{option} takes an http:// or https:// URL with a host, not {value!r}")
+    return value
+
+
+def _check_port(port: int, advertise_url: str | None) -> None:
+    """A port the sidecar can listen on and the manager can be told about."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {port}")
+    if port == 0 and not advertise_url:
+        raise UsageError("--port 0 (any free port) needs --advertise-url: the manager must "
+                         "know the port to call the sidecar's hooks")
 
 
 def resolve_token(args: argparse.Namespace) -> str:
@@ -129,6 +156,10 @@ def run_micromanager(args: argparse.Namespace) -> int:
 
     if args.name not in BUILTINS:
         raise UsageError(f"no built-in micromanager {args.name!r}; built-ins: {', '.join(sorted(BUILTINS))}")
+    _http_url("--manager", args.manager)
+    if args.advertise_url:
+        _http_url("--advertise-url", args.advertise_url)
+    _check_port(args.port, args.advertise_url)
     token = resolve_token(args)
     try:
         mm = load(args.name)

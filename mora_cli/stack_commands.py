@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -438,6 +439,7 @@ def run_init(args: argparse.Namespace) -> int:
     manifest = _manifest(args.path, args.color)
     sets = _parse_sets(manifest, args.set)
     _check_namespace(args.namespace)
+    _check_settings(args)
     home = _home()
     project = _project_key(manifest)
     existing = stack_store.load(home, project, stack)
@@ -521,6 +523,34 @@ def _check_namespace(value: str | None) -> None:
         raise UsageError(f"--namespace {value}: not a valid namespace name (lower-case "
                          "letters, digits and `-`, starting with a letter, at most 63 "
                          "characters), e.g. media-server-friend")
+
+
+#: A DNS subdomain (RFC 1123): what Kubernetes accepts as an object's name and a domain.
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _check_settings(args: argparse.Namespace) -> None:
+    """Settings Kubernetes would refuse are misuse now, not a failed update much later.
+
+    The values go into objects' fields (a storage class name, an ingress class, an
+    issuer annotation, the services' host names, a pod's supplemental group), where
+    the cluster would reject them deep inside ``mora up``; an empty value means
+    "back to the default" and is always fine.
+    """
+    names = {"cert_manager_issuer": "--cert-manager-issuer", "storage_class": "--storage-class",
+             "ingress_class": "--ingress-class", "cluster_domain": "--cluster-domain"}
+    for name, option in names.items():
+        value = getattr(args, name, None)
+        if value and (len(value) > 253 or not _DNS_SUBDOMAIN.match(value)):
+            raise UsageError(f"{option} {value!r}: not a valid Kubernetes name (lower-case "
+                             "letters, digits, `-` and `.`, starting and ending with a letter "
+                             "or digit)")
+    group = getattr(args, "render_group", None)
+    if group is not None and not 0 <= group <= 2**32 - 2:
+        raise UsageError(f"--render-group {group}: a group id is a number from 0 to {2**32 - 2}")
+    image = getattr(args, "micromanager_image", None)
+    if image and (image != image.strip() or any(c.isspace() for c in image)):
+        raise UsageError(f"--micromanager-image {image!r}: an image reference has no spaces")
 
 
 def _namespace_of(manifest: Manifest, record: stack_store.StackRecord) -> str:

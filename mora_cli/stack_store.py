@@ -61,11 +61,53 @@ class StackRecord:
 
     @classmethod
     def from_json(cls, text: str) -> StackRecord:
+        """Parse a record, refusing fields of the wrong type (``ValueError`` names the field).
+
+        A hand-edited or damaged file is read long before its fields are used:
+        without these checks a ``"params": "x"`` would surface later as an
+        internal error deep inside ``render`` or ``up`` instead of one line
+        naming the file.
+        """
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        for name, kinds in _FIELD_TYPES.items():
+            if name in values and not _is(values[name], kinds):
+                raise ValueError(
+                    f"`{name}` must be {_describe(kinds)}, not {_json_type(values[name])}"
+                )
+        for name, value in values.get("settings", {}).items():
+            kinds = (int, type(None)) if name == "render_group" else (str, type(None))
+            if name in SETTINGS and not _is(value, kinds):
+                raise ValueError(
+                    f"setting `{name}` must be {_describe(kinds)}, not {_json_type(value)}"
+                )
+        return cls(**values)
+
+
+#: The JSON type each record field must have (``project`` and ``stack`` are required).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "project": (str,), "stack": (str,), "path": (str, type(None)), "params": (dict,),
+    "backend": (str, type(None)), "settings": (dict,), "kubeconfig": (str, type(None)),
+    "domain": (str, type(None)), "created": (str,), "updated": (str,), "version": (int,),
+}
+_JSON_NAMES = {str: "a string", int: "a number", dict: "an object", type(None): "null",
+               list: "a list", bool: "true/false", float: "a number"}
+
+
+def _is(value: Any, kinds: tuple[type, ...]) -> bool:
+    """``isinstance`` without JSON's ``true`` passing for a number."""
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def _describe(kinds: tuple[type, ...]) -> str:
+    return " or ".join(_JSON_NAMES[k] for k in kinds)
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_NAMES.get(type(value), type(value).__name__)
 
 
 def stacks_root(home: Path) -> Path:
