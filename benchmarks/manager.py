@@ -55,7 +55,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,6 +312,77 @@ async def httpx_load(
                  percentile(latencies, 50), percentile(latencies, 99))
 
 
+# --------------------------------------------------------------------------- cached or not
+
+
+def cache_costs(data: Path, password: str, token: str, cookies: dict[str, str],
+                wizard_path: str, calls: int = 300) -> dict[str, tuple[float, float]]:
+    """Per request, in this process: (cached, right after a write) median µs.
+
+    The manager answers the plan and the wizard page from caches kept per store version
+    (:meth:`manager_app.store.Store.memo`); the load rounds write nothing, so they measure
+    the cached path. This opens the stopped manager's data folder in this process and
+    calls the app with raw ASGI messages (no HTTP, no server), once as is and once with
+    the store's version bumped before every call, as a write would (no lifespan: no
+    runner, nothing else writes).
+    """
+    from pydantic import SecretStr
+
+    from manager_app.app import create_app
+    from manager_app.settings import Settings
+
+    settings = Settings(
+        project=MEDIA_SERVER, params={"domain": "home.example.com", "media_path": "/srv/media"},
+        dry_run=True, data_dir=data, admin_password=SecretStr(password),
+        api_token=SecretStr(token),
+    )
+    app = create_app(settings)
+    store = app.state.store
+    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+    async def call(path: str, headers: dict[str, str]) -> int:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 80),
+            "headers": [(b"host", b"127.0.0.1"),
+                        *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+        }
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(scope, receive, send)
+        return status
+
+    async def measure(path: str, headers: dict[str, str], after_write: bool) -> float:
+        if await call(path, headers) != 200:
+            raise RuntimeError(f"in-process GET {path} did not answer 200")
+        times = []
+        for _ in range(calls):
+            if after_write:
+                store._version += 1  # what every transaction does
+            started = time.perf_counter()
+            await call(path, headers)
+            times.append((time.perf_counter() - started) * 1e6)
+        return percentile(times, 50)
+
+    targets = {"GET /api/v1/plan": ("/api/v1/plan", {"Authorization": f"Bearer {token}"}),
+               f"GET {wizard_path} (wizard page)": (wizard_path, {"Cookie": cookie})}
+    out = {}
+    for name, (path, headers) in targets.items():
+        out[name] = (asyncio.run(measure(path, headers, False)),
+                     asyncio.run(measure(path, headers, True)))
+    store.close()
+    return out
+
+
 # --------------------------------------------------------------------------- the burst
 
 
@@ -490,11 +561,13 @@ def run(opts: Options) -> dict[str, Any]:
                 if own_cpus:
                     os.sched_setaffinity(0, own_cpus)
         load_after = loadavg()
+        costs = cache_costs(tmp_path / "media", password, token, cookies, wizard_path)
         with server(manager_args(tmp_path / "burst", None), env) as burst_url:
             burst_result = asyncio.run(burst(burst_url, bearer))
     return {
         "stats": {name: median_round(rs) for name, rs in results.items()},
         "burst": burst_result,
+        "cache_costs": costs,
         "load_before": load_before,
         "load_after": load_after,
         "options": opts,
@@ -606,6 +679,16 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         table(["burst", "sent in", "accepted", "updates after it", "every value applied",
                "targets", "result"], burst_rows),
+        "",
+        "Nothing is written during the load rounds, so the plan (and its JSON) and the "
+        "rendered wizard page come from the manager's caches, kept per version of its "
+        "store until the next write (an answer, a manifest, an update's progress). What a "
+        "request costs the app with and without them, in-process (raw ASGI calls on the "
+        "stopped manager's data, no HTTP; median of 300):",
+        "",
+        table(["endpoint", "cached µs", "after a write µs"],
+              [[name, f"{warm:.0f}", f"{cold:.0f}"]
+               for name, (warm, cold) in result["cache_costs"].items()]),
         "",
         f"- measured {now} with `{opts.command()}`; load generator: {opts.client}; "
         f"{os.cpu_count()} cores ({cpu_model()}), {platform_name()}, "
