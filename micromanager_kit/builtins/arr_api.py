@@ -40,11 +40,12 @@ passed on (with any secret removed).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+
+from ._service_http import ServiceClient, ServiceError
 
 ArrKind = Literal["sonarr", "radarr", "prowlarr"]
 
@@ -60,15 +61,8 @@ CATEGORY_FIELDS: dict[str, tuple[str, ...]] = {
     "radarr": ("movieCategory", "category"),
 }
 
-_T = TypeVar("_T")
-
-
-class ArrError(RuntimeError):
+class ArrError(ServiceError):
     """An *arr app refused or failed a request; the message names the app and call, no secret."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Body(BaseModel):
@@ -123,32 +117,19 @@ class Provider(_Body):
 _PROVIDERS = TypeAdapter(list[Provider])
 
 
-class ArrClient:
+class ArrClient(ServiceClient):
     """A small typed client for one *arr app; use it as ``async with``."""
+
+    error = ArrError
+    refused_statuses = (401,)
 
     def __init__(
         self, kind: ArrKind, base_url: str, api_key: SecretStr, *, timeout: float = 30.0
     ) -> None:
+        super().__init__(DISPLAY_NAMES[kind], base_url, timeout=timeout)
         self.kind = kind
-        self.name = DISPLAY_NAMES[kind]
-        self.base_url = base_url.rstrip("/")
         self._prefix = f"/api/{API_VERSIONS[kind]}"
         self._api_key = api_key
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
-
-    async def __aenter__(self) -> ArrClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -156,7 +137,6 @@ class ArrClient:
         self, method: str, path: str, *, body: BaseModel | None = None
     ) -> httpx.Response:
         path = self._prefix + path
-        what = f"{method} {path}"
         headers = {"X-Api-Key": self._api_key.get_secret_value(), "Accept": "application/json"}
         content = None
         secrets = [self._api_key.get_secret_value()]
@@ -167,36 +147,20 @@ class ArrClient:
             headers["Content-Type"] = "application/json"
             if isinstance(body, Provider):
                 secrets += [str(f.value) for f in body.fields if f.value and _is_secret(f.name)]
-        try:
-            response = await self._http.request(method, path, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ArrError(
-                f"{self.name} at {self.base_url} could not be reached ({what}): "
-                f"{type(exc).__name__}"
-            ) from None
-        if response.status_code == 401:
-            raise ArrError(
-                f"{self.name} refused the API key ({what}, HTTP 401): the key mora generated "
-                f"is not the one {self.name} uses; check that "
-                f"{self.kind.upper()}__AUTH__APIKEY is set from it and restart {self.name}",
-                status=401,
-            )
-        if response.is_error:
-            detail = _validation_detail(response, secrets)
-            raise ArrError(
-                f"{self.name} failed {what} (HTTP {response.status_code})"
-                + (f": {detail}" if detail else ""),
-                status=response.status_code,
-            )
-        return response
+        return await self._send(
+            method, path, what=f"{method} {path}", headers=headers, content=content,
+            secrets=secrets,
+        )
 
-    def _parse(self, adapter: TypeAdapter[_T], response: httpx.Response, what: str) -> _T:
-        try:
-            return adapter.validate_json(response.content)
-        except ValidationError:
-            raise ArrError(
-                f"{self.name} answered {what} with a body mora does not understand"
-            ) from None
+    def _refused(self, what: str, status: int) -> str:
+        return (
+            f"{self.name} refused the API key ({what}, HTTP {status}): the key mora generated "
+            f"is not the one {self.name} uses; check that "
+            f"{self.kind.upper()}__AUTH__APIKEY is set from it and restart {self.name}"
+        )
+
+    def _error_detail(self, response: httpx.Response) -> str:
+        return _validation_detail(response)
 
     async def _providers(self, path: str) -> list[Provider]:
         response = await self._request("GET", path)
@@ -327,8 +291,8 @@ def _is_secret(field_name: str) -> bool:
     return "password" in lowered or "apikey" in lowered or "token" in lowered
 
 
-def _validation_detail(response: httpx.Response, secrets: list[str]) -> str:
-    """Servarr's validation failures (``[{propertyName, errorMessage}]``), secrets removed."""
+def _validation_detail(response: httpx.Response) -> str:
+    """Servarr's validation failures (``[{propertyName, errorMessage}]``; the caller masks secrets)."""
     try:
         payload = response.json()
     except ValueError:
@@ -341,8 +305,4 @@ def _validation_detail(response: httpx.Response, secrets: list[str]) -> str:
             if isinstance(message, str) and message:
                 prop = item.get("propertyName")
                 messages.append(f"{prop}: {message}" if prop else message)
-    text = "; ".join(messages)[:500]
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    return "; ".join(messages)

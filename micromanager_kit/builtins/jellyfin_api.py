@@ -35,29 +35,16 @@ is left at Jellyfin's default (remote access on), and no library is created.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Annotated, TypeVar
-
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+
+from ._service_http import ServiceClient, ServiceError, WireSecret
 
 SERVICE = "Jellyfin"
 
-#: A secret that masks itself in ``repr`` and logs, yet goes out in request bodies.
-WireSecret = Annotated[
-    SecretStr, PlainSerializer(lambda s: s.get_secret_value(), return_type=str, when_used="json")
-]
 
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-class JellyfinError(RuntimeError):
+class JellyfinError(ServiceError):
     """Jellyfin refused or failed a request; the message names the call, never a secret."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Body(BaseModel):
@@ -119,12 +106,14 @@ class AuthenticationInfoQueryResult(_Body):
     total_record_count: int | None = Field(default=None, alias="TotalRecordCount")
 
 
-class JellyfinClient:
+class JellyfinClient(ServiceClient):
     """A small typed client for the calls above; use it as ``async with``.
 
     ``device_id`` identifies mora's session on the server (Jellyfin keeps one
     session per device id), so it is stable across runs rather than random.
     """
+
+    error = JellyfinError
 
     def __init__(
         self,
@@ -136,27 +125,12 @@ class JellyfinClient:
         version: str = "0.1.0",
         timeout: float = 30.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        super().__init__(SERVICE, base_url, timeout=timeout)
         self._identity = (
             f'MediaBrowser Client="{client}", Device="{device}", '
             f'DeviceId="{device_id}", Version="{version}"'
         )
         self._token: SecretStr | None = None
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
-
-    async def __aenter__(self) -> JellyfinClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -173,54 +147,30 @@ class JellyfinClient:
         body: BaseModel | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        what = f"{method} {path}"
         content = None
         headers = {"Authorization": self._authorization(), "Accept": "application/json"}
         if body is not None:
             content = body.model_dump_json(by_alias=True, exclude_none=True)
             headers["Content-Type"] = "application/json"
-        try:
-            response = await self._http.request(
-                method, path, content=content, params=params, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            # httpx's message names the URL only; no header or body goes into it.
-            raise JellyfinError(
-                f"{SERVICE} at {self.base_url} could not be reached ({what}): {type(exc).__name__}"
-            ) from None
-        if response.status_code in (401, 403):
-            raise JellyfinError(
-                f"{SERVICE} refused {what} (HTTP {response.status_code}): the admin user "
-                "name/password or the session token is wrong, or the user is not an "
-                "administrator",
-                status=response.status_code,
-            )
-        if response.is_error:
-            raise JellyfinError(
-                f"{SERVICE} failed {what} (HTTP {response.status_code})",
-                status=response.status_code,
-            )
-        return response
+        return await self._send(
+            method, path, what=f"{method} {path}", headers=headers, content=content, params=params
+        )
 
-    @staticmethod
-    def _parse(model: type[_M], response: httpx.Response, what: str) -> _M:
-        try:
-            return model.model_validate(response.json())
-        except (ValueError, ValidationError):
-            raise JellyfinError(
-                f"{SERVICE} answered {what} with a body mora does not understand "
-                f"(HTTP {response.status_code})"
-            ) from None
+    def _refused(self, what: str, status: int) -> str:
+        return (
+            f"{SERVICE} refused {what} (HTTP {status}): the admin user name/password or the "
+            "session token is wrong, or the user is not an administrator"
+        )
 
     # ------------------------------------------------------------------ calls
 
     async def public_info(self) -> PublicSystemInfo:
         response = await self._request("GET", "/System/Info/Public")
-        return self._parse(PublicSystemInfo, response, "GET /System/Info/Public")
+        return self._parse(TypeAdapter(PublicSystemInfo), response, "GET /System/Info/Public")
 
     async def startup_configuration(self) -> StartupConfiguration:
         response = await self._request("GET", "/Startup/Configuration")
-        return self._parse(StartupConfiguration, response, "GET /Startup/Configuration")
+        return self._parse(TypeAdapter(StartupConfiguration), response, "GET /Startup/Configuration")
 
     async def set_startup_configuration(self, configuration: StartupConfiguration) -> None:
         await self._request("POST", "/Startup/Configuration", body=configuration)
@@ -228,7 +178,7 @@ class JellyfinClient:
     async def startup_user(self) -> StartupUser:
         """Read (and so make Jellyfin create) the first user."""
         response = await self._request("GET", "/Startup/User")
-        return self._parse(StartupUser, response, "GET /Startup/User")
+        return self._parse(TypeAdapter(StartupUser), response, "GET /Startup/User")
 
     async def set_startup_user(self, name: str, password: SecretStr) -> None:
         await self._request("POST", "/Startup/User", body=StartupUser(Name=name, Password=password))
@@ -243,13 +193,13 @@ class JellyfinClient:
             "/Users/AuthenticateByName",
             body=AuthenticateByName(Username=username, Pw=password),
         )
-        result = self._parse(AuthenticationResult, response, "POST /Users/AuthenticateByName")
+        result = self._parse(TypeAdapter(AuthenticationResult), response, "POST /Users/AuthenticateByName")
         self._token = result.access_token
         return result
 
     async def api_keys(self) -> list[AuthenticationInfo]:
         response = await self._request("GET", "/Auth/Keys")
-        return self._parse(AuthenticationInfoQueryResult, response, "GET /Auth/Keys").items
+        return self._parse(TypeAdapter(AuthenticationInfoQueryResult), response, "GET /Auth/Keys").items
 
     async def create_api_key(self, app: str) -> None:
         """Create a key for ``app``; Jellyfin answers 204 without the key (see :meth:`api_keys`)."""

@@ -36,20 +36,13 @@ not selected here (Jellyseerr syncs them later), and 4K servers are not set up.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    SecretStr,
-    TypeAdapter,
-    ValidationError,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
 from pydantic.alias_generators import to_camel
+
+from ._service_http import ServiceClient, ServiceError, WireSecret
 
 SERVICE = "Jellyseerr"
 
@@ -57,20 +50,11 @@ SERVICE = "Jellyseerr"
 MEDIA_SERVER_JELLYFIN = 2
 MEDIA_SERVER_NOT_CONFIGURED = 4
 
-#: A secret that masks itself in ``repr`` and logs, yet goes out in request bodies.
-WireSecret = Annotated[
-    SecretStr, PlainSerializer(lambda s: s.get_secret_value(), return_type=str, when_used="json")
-]
-
 _T = TypeVar("_T")
 
 
-class JellyseerrError(RuntimeError):
+class JellyseerrError(ServiceError):
     """Jellyseerr refused or failed a request; the message names the call, never a secret."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Body(BaseModel):
@@ -174,66 +158,36 @@ _SONARR_LIST = TypeAdapter(list[SonarrSettings])
 _RADARR_LIST = TypeAdapter(list[RadarrSettings])
 
 
-class JellyseerrClient:
+class JellyseerrClient(ServiceClient):
     """A small typed client for the calls above; keeps the session cookie; ``async with``."""
 
+    error = JellyseerrError
+
     def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url + "/api/v1", timeout=timeout)
-
-    async def __aenter__(self) -> JellyseerrClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        super().__init__(SERVICE, base_url, timeout=timeout, api_root="/api/v1")
 
     # ------------------------------------------------------------------ plumbing
 
     async def _request(
         self, method: str, path: str, *, body: BaseModel | None = None
     ) -> httpx.Response:
-        what = f"{method} /api/v1{path}"
         headers = {"Accept": "application/json"}
         content = None
         if body is not None:
             content = body.model_dump_json(by_alias=True, exclude_none=True)
             headers["Content-Type"] = "application/json"
-        try:
-            response = await self._http.request(method, path, content=content, headers=headers)
-        except httpx.HTTPError as exc:
-            raise JellyseerrError(
-                f"{SERVICE} at {self.base_url} could not be reached ({what}): {type(exc).__name__}"
-            ) from None
-        if response.status_code in (401, 403):
-            raise JellyseerrError(
-                f"{SERVICE} refused {what} (HTTP {response.status_code}): the Jellyfin admin "
-                "credentials were not accepted, or that account is not Jellyseerr's admin",
-                status=response.status_code,
-            )
-        if response.is_error:
-            detail = _error_detail(response)
-            raise JellyseerrError(
-                f"{SERVICE} failed {what} (HTTP {response.status_code})"
-                + (f": {detail}" if detail else ""),
-                status=response.status_code,
-            )
-        return response
+        return await self._send(
+            method, path, what=f"{method} /api/v1{path}", headers=headers, content=content
+        )
 
-    def _parse(self, adapter: TypeAdapter[_T], response: httpx.Response, what: str) -> _T:
-        try:
-            return adapter.validate_json(response.content)
-        except ValidationError:
-            raise JellyseerrError(
-                f"{SERVICE} answered {what} with a body mora does not understand"
-            ) from None
+    def _refused(self, what: str, status: int) -> str:
+        return (
+            f"{SERVICE} refused {what} (HTTP {status}): the Jellyfin admin credentials were "
+            "not accepted, or that account is not Jellyseerr's admin"
+        )
+
+    def _error_detail(self, response: httpx.Response) -> str:
+        return _error_detail(response)
 
     async def _get(self, path: str, adapter: TypeAdapter[_T]) -> _T:
         return self._parse(adapter, await self._request("GET", path), f"GET /api/v1{path}")
