@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import output
 from .errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -60,23 +60,11 @@ def _missing_subcommand(args: argparse.Namespace) -> int:
     raise UsageError("missing manager command; try `mora manager serve PATH`")
 
 
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """``["domain=home.example.com"]`` → ``{"domain": "home.example.com"}``."""
-    params: dict[str, Any] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--set expects PARAM=VALUE, got {item!r}")
-        params[name.strip()] = value
-    return params
-
-
 def run_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
-    params = parse_params(args.params)
     if args.path is None:
-        return _serve_empty(args, params)
+        return _serve_empty(args)
 
     from mora_dsl.api import compile_project
     from mora_dsl.project import ProjectPathError
@@ -90,7 +78,10 @@ def run_serve(args: argparse.Namespace) -> int:
         output.error("the project has errors; fix them and start the manager again")
         return EXIT_FAILED
     manifest = result.validated()
-    params = _typed_params(manifest, params)
+    # The same checks and messages as `mora init` and `mora render` (types, did-you-mean).
+    from .stack_commands import parse_sets
+
+    params = parse_sets(manifest, args.params)
     missing = [p.name for p in manifest.params if p.name not in params and not p.has_default]
     if missing:
         output.info(
@@ -112,9 +103,9 @@ def run_serve(args: argparse.Namespace) -> int:
     return _serve(settings, manifest)
 
 
-def _serve_empty(args: argparse.Namespace, params: dict[str, Any]) -> int:
+def _serve_empty(args: argparse.Namespace) -> int:
     """Serve with no project: the first manifest arrives with `mora up` (in the cluster)."""
-    if params:
+    if args.params:
         raise UsageError("--set needs PATH: without a project the params come with the "
                          "manifest `mora up` sends")
     from manager_app.settings import Settings
@@ -196,20 +187,3 @@ def _damage(folder: Path) -> str | None:
         except (OSError, ValueError) as err:
             return f"{key} is not the manager's answers key ({err}); {fresh}, with {DB_FILE}"
     return None
-
-
-def _typed_params(manifest: Any, params: dict[str, str]) -> dict[str, Any]:
-    """Check ``--set`` values against the params' types, as `mora init` does."""
-    from mora_dsl.validate import InvalidValue, parse_value
-
-    declared = {p.name: p for p in manifest.params}
-    typed: dict[str, Any] = {}
-    for name, text in params.items():
-        if name not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            raise UsageError(f"--set {name}: the project has no param {name!r} (params: {known})")
-        try:
-            typed[name] = parse_value(declared[name].type, text)
-        except InvalidValue as err:
-            raise UsageError(f"--set {name}: {err}") from None
-    return typed

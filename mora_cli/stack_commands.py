@@ -327,7 +327,7 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _parse_sets(manifest: Manifest, items: list[str]) -> dict[str, Any]:
+def parse_sets(manifest: Manifest, items: list[str]) -> dict[str, Any]:
     """``--set name=value`` options → typed values; a mistake is misuse (exit 2)."""
     import difflib
 
@@ -437,7 +437,7 @@ def _ask(param: Param) -> Any:
 def run_init(args: argparse.Namespace) -> int:
     stack = _check_stack_name(args.stack)
     manifest = _manifest(args.path, args.color)
-    sets = _parse_sets(manifest, args.set)
+    sets = parse_sets(manifest, args.set)
     _check_namespace(args.namespace)
     _check_settings(args)
     home = _home()
@@ -654,7 +654,7 @@ def run_render(args: argparse.Namespace) -> int:
     if args.stack:
         record = _require_record(manifest, args.stack)
         params, settings = dict(record.params), dict(record.settings)
-    params.update(_parse_sets(manifest, args.set))
+    params.update(parse_sets(manifest, args.set))
     _check_namespace(args.namespace)
     if args.namespace:
         settings["namespace"] = args.namespace
