@@ -37,24 +37,34 @@ from .core import (
     InvalidAnswer,
     InvalidManifest,
     Manager,
+    NoIngressCa,
     NoManifest,
+    NotSupported,
     SecretRotated,
     UnknownInput,
     UnknownSecret,
     UnknownService,
+    WrongConfirmation,
     WrongPassword,
+    ingress_ca_certificate,
 )
+from .deployers import DeployError
 from .models import (
     AnswerAccepted,
     AnswerRequest,
     AnswerStatus,
+    DestroyRequest,
+    DestroyResponse,
     ErrorResponse,
     Health,
+    IngressCa,
     LoginRequest,
     LoginResponse,
     ManifestAccepted,
     ManifestSubmission,
     PlanResponse,
+    PreviewResponse,
+    PreviewStepModel,
     RemovalConfirmed,
     RevealedSecret,
     RevealRequest,
@@ -255,6 +265,83 @@ def post_update(manager: ManagerDep, body: UpdateRequest | None = None) -> Updat
     """Trigger an update (a retry after a failure, or a refresh of everything)."""
     reason = body.reason if body else "requested"
     return UpdateQueued(update_id=manager.trigger_update(reason))
+
+
+# --------------------------------------------------------------------------- the whole stack
+
+
+@contextmanager
+def _stack_errors() -> Iterator[None]:
+    """404 no manifest (or no CA), 422 wrong confirmation, 501 unsupported, 502 engine."""
+    try:
+        yield
+    except (NoManifest, NoIngressCa) as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    except WrongConfirmation as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+    except NotSupported as err:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(err)) from None
+    except DeployError as err:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from None
+
+
+_STACK_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "no manifest yet (or, for the CA, none made)"},
+    502: {"model": ErrorResponse, "description": "the engine failed (its error, no values)"},
+}
+
+
+@router.post("/preview", response_model=PreviewResponse, responses=_STACK_ERRORS)
+async def preview_stack(request: Request) -> PreviewResponse:
+    """What the next update would change: change counts and one step per object or resource.
+
+    Dry run: the rendered objects against the last update's; otherwise a Pulumi
+    preview. Waits for a running update (one operation at a time). Never a value.
+    """
+    manager: Manager = request.app.state.manager
+    with _stack_errors():
+        outcome, deploy = await request.app.state.runner.preview()
+    return PreviewResponse(
+        stack=manager.settings.stack, dry_run=manager.settings.dry_run,
+        changes=outcome.changes, deploy=deploy,
+        steps=[PreviewStepModel(operation=s.operation, type=s.type, name=s.name)
+               for s in outcome.steps],
+    )
+
+
+@router.post(
+    "/destroy",
+    response_model=DestroyResponse,
+    responses={**_STACK_ERRORS, 422: {"model": ErrorResponse,
+                                      "description": "`confirm` is not the stack's name"}},
+)
+async def destroy_stack(body: DestroyRequest, request: Request) -> DestroyResponse:
+    """Destroy the services' stack (after a running update); cancels queued updates.
+
+    ``confirm`` must be the manager's stack name. Volumes (claims) and the
+    namespace are kept unless ``delete_volumes``. Answers and manifests stay: the
+    next `mora up` deploys the stack again.
+    """
+    manager: Manager = request.app.state.manager
+    with _stack_errors():
+        manager.check_destroy(body.confirm)
+        changes, cancelled = await request.app.state.runner.destroy(body.delete_volumes)
+    return DestroyResponse(stack=manager.settings.stack, changes=changes,
+                           volumes_kept=not body.delete_volumes, cancelled_updates=cancelled)
+
+
+@router.get("/ca", response_model=IngressCa, responses=_STACK_ERRORS)
+async def ingress_ca(request: Request) -> IngressCa:
+    """The certificate of the CA that signs the stack's ingress certificates (public).
+
+    404 with the reason when there is none: a dry run makes no CA, a cert-manager
+    issuer replaces it, or no update has deployed a service with a subdomain yet.
+    """
+    manager: Manager = request.app.state.manager
+    with _stack_errors():
+        outputs = await request.app.state.runner.outputs()
+        pem = ingress_ca_certificate(manager.settings, outputs)
+    return IngressCa(stack=manager.settings.stack, cert_pem=pem)
 
 
 # --------------------------------------------------------------------------- everyday tools

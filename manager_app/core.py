@@ -10,7 +10,11 @@ uses the same methods, so a form and an API call can never behave differently:
 * everyday tools (:mod:`.cluster`): :meth:`Manager.restart_service`,
   :meth:`Manager.service_logs`, :meth:`Manager.service_status`,
   :meth:`Manager.generated_secrets`, :meth:`Manager.reveal_secret` (needs the admin
-  password again) and :meth:`Manager.rotate_secret`.
+  password again) and :meth:`Manager.rotate_secret`;
+* the stack as a whole (the routes call the runner, which owns the deployer and the
+  one-update-at-a-time lock): :func:`ingress_ca_certificate` picks the CA out of the
+  stack outputs, :meth:`Manager.check_destroy` and :meth:`Manager.stack_destroyed`
+  bracket a destroy.
 """
 
 from __future__ import annotations
@@ -119,6 +123,38 @@ class WrongPassword(PermissionError):
 
     def __init__(self) -> None:
         super().__init__("wrong password")
+
+
+class NoIngressCa(LookupError):
+    """The stack has no internal CA certificate to give out; the message says why."""
+
+
+class WrongConfirmation(ValueError):
+    """A destroy whose ``confirm`` field does not name this manager's stack."""
+
+    def __init__(self, stack: str) -> None:
+        super().__init__(f"`confirm` must be this manager's stack name ({stack!r}); "
+                         "nothing was destroyed")
+
+
+class NotSupported(RuntimeError):
+    """The deployer in use cannot preview, destroy or read outputs (a test double)."""
+
+
+def ingress_ca_certificate(settings: Settings, outputs: dict[str, Any]) -> str:
+    """The ingress CA's certificate (PEM) from the stack outputs, or :class:`NoIngressCa`."""
+    cert = outputs.get("ingress_ca_cert")
+    if isinstance(cert, str) and cert.strip():
+        return cert if cert.endswith("\n") else cert + "\n"
+    if settings.dry_run:
+        raise NoIngressCa("this manager runs in dry run: it makes no CA (certificates are "
+                          "rendered as placeholders), so there is no certificate to trust")
+    issuer = settings.stack_settings.get("cert_manager_issuer")
+    if issuer:
+        raise NoIngressCa(f"stack {settings.stack} gets its certificates from cert-manager "
+                          f"(issuer {issuer}), not from mora's CA: trust that issuer's CA")
+    raise NoIngressCa(f"stack {settings.stack} has no internal CA yet; the first update that "
+                      "deploys a service with a subdomain makes it")
 
 
 class SecretInfo(BaseModel):
@@ -348,7 +384,9 @@ class Manager:
             if self.store.cancel_removal(name):
                 self.store.forget_service(name)
         params_changed = previous is not None and previous.params != merged
-        if previous is None or not changes.empty or params_changed:
+        # After a destroy nothing is deployed: the same manifest sent again deploys it anew.
+        redeploy = not self.store.states() and bool(self.plan().deploy_set())
+        if previous is None or not changes.empty or params_changed or redeploy:
             lines = changes.summary() or (["params changed"] if params_changed else [])
             self.trigger_update("manifest received", lines)
         return changes
@@ -415,6 +453,26 @@ class Manager:
 
     def updates(self, limit: int = 50) -> list[UpdateRecord]:
         return self.store.updates(limit)
+
+    # ------------------------------------------------------------------ the whole stack
+
+    def check_destroy(self, confirm: str) -> None:
+        """A destroy must name this manager's stack (:class:`WrongConfirmation` otherwise)."""
+        if confirm != self.settings.stack:
+            raise WrongConfirmation(self.settings.stack)
+
+    def stack_destroyed(self, delete_volumes: bool) -> list[int]:
+        """After a destroy: queued updates are cancelled, every service counts as not deployed.
+
+        Answers, manifests and rotation stamps stay, so the next manifest (`mora up`)
+        deploys the stack again without asking anything twice. Returns the ids of
+        the cancelled updates.
+        """
+        cancelled = self.store.cancel_queued("cancelled: the stack was destroyed")
+        self.store.forget_services()
+        log.info("stack %s destroyed (volumes %s)", self.settings.stack,
+                 "deleted" if delete_volumes else "kept")
+        return cancelled
 
     # ------------------------------------------------------------------ everyday tools
 

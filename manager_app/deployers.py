@@ -14,6 +14,12 @@ worker thread.
   :class:`stacks.automation.Workspace`; it is only built when not in dry-run, so
   a machine without the Pulumi CLI can run the dry-run manager.
 
+Beside updates, both offer the operations behind the API's stack routes
+(:class:`StackOperations`): ``preview`` (what the next update would change, as
+counts and one step per object or resource, never a value), ``destroy`` (the
+services' stack, volumes kept unless asked) and ``outputs`` (the stack's
+non-secret outputs, e.g. the ingress CA certificate).
+
 Both give the services' stack what the micromanager sidecars need
 (:class:`Sidecars`): the manager's URL and the tokens it issued, read from the
 data folder at each update (the dry run renders them as placeholders).
@@ -29,7 +35,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mora_dsl.manifest import Manifest, Secret
 
@@ -62,6 +68,32 @@ class Deployer(Protocol):
     def up(self, manifest: Manifest, config: StackConfig) -> DeployResult: ...
 
     def refresh(self, manifest: Manifest, config: StackConfig) -> None: ...
+
+
+@dataclass(frozen=True)
+class PreviewStep:
+    """One object or resource a preview would change: ``create``, ``update``, ``delete``…"""
+
+    operation: str
+    type: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PreviewOutcome:
+    changes: dict[str, int]
+    steps: list[PreviewStep] = field(default_factory=list)
+
+
+@runtime_checkable
+class StackOperations(Protocol):
+    """What a deployer offers beyond updates (both built-in deployers do; test doubles may not)."""
+
+    def preview(self, manifest: Manifest, config: StackConfig) -> PreviewOutcome: ...
+
+    def destroy(self, manifest: Manifest, *, delete_volumes: bool = False) -> dict[str, int]: ...
+
+    def outputs(self, manifest: Manifest) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -155,6 +187,55 @@ class DryRunDeployer:
     def refresh(self, manifest: Manifest, config: StackConfig) -> None:
         """Nothing to re-read without a cluster: the files are the state."""
 
+    def preview(self, manifest: Manifest, config: StackConfig) -> PreviewOutcome:
+        """The rendered objects of ``config`` against those of the last update, by identity.
+
+        An object counts as updated when its rendered text differs (secrets are
+        placeholders on both sides, so a rotation does not show); only kinds and
+        names are returned.
+        """
+        from stacks.errors import StackError
+        from stacks.render import render
+
+        try:
+            if self.sidecars is not None:
+                config = self.sidecars.apply(manifest, config)
+            wanted = {_identity(o): o for o in render(manifest, config)}
+        except StackError as err:
+            raise DeployError(str(err)) from None
+        current = {_identity(o): o for o in self.objects()}
+        changes = {"create": 0, "update": 0, "delete": 0, "same": 0}
+        steps = []
+        for key, obj in wanted.items():
+            op = "create" if key not in current else "same" if current[key] == obj else "update"
+            changes[op] += 1
+            if op != "same":
+                steps.append(PreviewStep(op, key[0], key[2]))
+        for key in current.keys() - wanted.keys():
+            changes["delete"] += 1
+            steps.append(PreviewStep("delete", key[0], key[2]))
+        return PreviewOutcome(changes, sorted(steps, key=lambda s: (s.type, s.name, s.operation)))
+
+    def destroy(self, manifest: Manifest, *, delete_volumes: bool = False) -> dict[str, int]:
+        """Forget the rendered objects and the generated secrets, as a Pulumi destroy would.
+
+        Claims count as kept unless ``delete_volumes`` (there is no data in a dry run).
+        """
+        objects = self.objects()
+        claims = [o for o in objects if o.get("kind") in ("PersistentVolumeClaim", "Namespace")]
+        kept = 0 if delete_volumes else len(claims)
+        for name in (self.OBJECTS_FILE, self.SECRETS_FILE):
+            (self.folder / name).unlink(missing_ok=True)
+        what = ("objects, volumes and generated secrets dropped" if delete_volumes else
+                "objects and generated secrets dropped, volumes kept")
+        for service in manifest.services:
+            self.record_event(service.name, f"stack destroyed (dry run): {what}")
+        return {"delete": len(objects) - kept, "same": kept}
+
+    def outputs(self, manifest: Manifest) -> dict[str, Any]:
+        """No outputs: the dry run renders certificates as placeholders and makes no CA."""
+        return {}
+
     # ------------------------------------------------------------------ generated secrets
 
     def _ensure_secrets(self, manifest: Manifest) -> None:
@@ -209,6 +290,12 @@ class DryRunDeployer:
             if event.get("service") == service:
                 found.append(event)
         return found[-limit:] if limit > 0 else []
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, str, str]:
+    """``(kind, namespace, name)`` of a rendered object."""
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("kind", "?")), str(meta.get("namespace") or ""), str(meta.get("name", "?")))
 
 
 def _int_arg(secret: Secret, name: str, default: int) -> int:
@@ -351,6 +438,44 @@ class AutomationDeployer:
             ws = self._workspace(manifest)
             ws.write_config(self.stack, self.config(config, manifest), create=True)
             ws.refresh(self.stack)
+        except StackError as err:
+            raise _classify(err) from None
+
+    def preview(self, manifest: Manifest, config: StackConfig) -> PreviewOutcome:
+        """:meth:`Workspace.preview` of the next update's config: counts and resource steps."""
+        from stacks.automation import ProgressEvent
+        from stacks.errors import StackError
+
+        steps: list[PreviewStep] = []
+
+        def on_progress(event: ProgressEvent) -> None:
+            if event.kind == "start" and event.operation not in ("same", "read"):
+                steps.append(PreviewStep(event.operation, event.resource_type, event.name))
+
+        try:
+            ws = self._workspace(manifest)
+            ws.write_config(self.stack, self.config(config, manifest), create=True)
+            result = ws.preview(self.stack, on_progress)
+        except StackError as err:
+            raise _classify(err) from None
+        return PreviewOutcome(dict(result.changes), steps)
+
+    def destroy(self, manifest: Manifest, *, delete_volumes: bool = False) -> dict[str, int]:
+        """:meth:`Workspace.destroy`: claims and the namespace stay unless ``delete_volumes``."""
+        from stacks.errors import StackError
+
+        try:
+            result = self._workspace(manifest).destroy(self.stack, delete_volumes=delete_volumes)
+        except StackError as err:
+            raise _classify(err) from None
+        return dict(result.changes)
+
+    def outputs(self, manifest: Manifest) -> dict[str, Any]:
+        """The stack's non-secret outputs (``{}`` before the first update)."""
+        from stacks.errors import StackError
+
+        try:
+            return self._workspace(manifest).outputs(self.stack)
         except StackError as err:
             raise _classify(err) from None
 

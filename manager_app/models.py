@@ -124,3 +124,48 @@ class ErrorItem(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: list[ErrorItem] | str
+
+
+class PreviewStepModel(BaseModel):
+    """One object or resource the next update would change (kind/type and name only)."""
+
+    operation: str
+    type: str
+    name: str
+
+
+class PreviewResponse(BaseModel):
+    """What the next update would change: counts by operation and each step; never a value."""
+
+    stack: str
+    dry_run: bool
+    changes: dict[str, int]
+    steps: list[PreviewStepModel]
+    #: The services the next update would deploy.
+    deploy: list[str]
+
+
+class DestroyRequest(BaseModel):
+    """Destroy the services' stack; ``confirm`` must be the stack's name."""
+
+    model_config = ConfigDict(extra="forbid")
+    confirm: str = Field(min_length=1, max_length=100,
+                         description="the name of the manager's stack, as a confirmation")
+    delete_volumes: bool = Field(
+        default=False, description="also delete the volumes (claims), their data and the "
+        "namespace; by default they are kept")
+
+
+class DestroyResponse(BaseModel):
+    stack: str
+    changes: dict[str, int]
+    volumes_kept: bool
+    #: Queued updates that will not run (the next manifest deploys the stack again).
+    cancelled_updates: list[int]
+
+
+class IngressCa(BaseModel):
+    """The certificate (public) of the CA that signs the stack's ingress certificates."""
+
+    stack: str
+    cert_pem: str

@@ -15,12 +15,16 @@ the stack (re-reads what really exists) and then runs the update again.
 After a successful update the plan is recomputed: if more services became
 ready (the next wave) or a held service can now take its new definition, a
 follow-up update is queued, so a whole project deploys wave after wave.
+
+Previews and destroys (the API's stack routes) take the same lock as updates
+(:attr:`Runner.lock`), so none of them ever runs beside an update of the stack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,8 +34,22 @@ from pydantic import SecretStr
 from mora_dsl.manifest import Manifest
 
 from . import planner
-from .core import Applied, InvalidManifest, Manager, NoManifest, manifest_problems, stack_settings
-from .deployers import Deployer, DeployError, TransientDeployError
+from .core import (
+    Applied,
+    InvalidManifest,
+    Manager,
+    NoManifest,
+    NotSupported,
+    manifest_problems,
+    stack_settings,
+)
+from .deployers import (
+    Deployer,
+    DeployError,
+    PreviewOutcome,
+    StackOperations,
+    TransientDeployError,
+)
 from .store import UpdateRecord
 
 if TYPE_CHECKING:
@@ -52,6 +70,8 @@ class Runner:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Event | None = None
+        #: Held by every update, preview and destroy: one at a time per stack.
+        self.lock = asyncio.Lock()
         manager.on_trigger = self.wake
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,17 +125,21 @@ class Runner:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while (queued := self.store.next_queued()) is not None:
+            while self.store.next_queued() is not None:
                 self._idle.clear()
                 await self._debounce()
-                queued = self.store.next_queued() or queued
-                try:
-                    await self._run(queued)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as err:  # a bug must not stop the runner
-                    log.exception("update %s crashed", queued.id)
-                    self.store.finish_update(queued.id, "failed", f"internal error: {type(err).__name__}")
+                async with self.lock:
+                    # Read again under the lock: a destroy may have cancelled it meanwhile.
+                    if (current := self.store.next_queued()) is None:
+                        break
+                    try:
+                        await self._run(current)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as err:  # a bug must not stop the runner
+                        log.exception("update %s crashed", current.id)
+                        self.store.finish_update(
+                            current.id, "failed", f"internal error: {type(err).__name__}")
             self._idle.set()
 
     async def _debounce(self) -> None:
@@ -196,6 +220,50 @@ class Runner:
             manager.trigger_update(f"removal of {names}: second step",
                                    [f"drop {names} from the stack (volumes stay in the cluster)"])
         self._follow_up(plan)
+
+    # ------------------------------------------------------------------ whole-stack operations
+
+    def _operations(self) -> StackOperations:
+        if not isinstance(self.deployer, StackOperations):
+            raise NotSupported(f"the deployer {type(self.deployer).__name__} cannot do this")
+        return self.deployer
+
+    async def preview(self) -> tuple[PreviewOutcome, list[str]]:
+        """What the next update would change (and the services it would deploy).
+
+        Raises :class:`~.core.NoManifest`, :class:`~.deployers.DeployError` or
+        :class:`~.core.NotSupported`.
+        """
+        operations = self._operations()
+        record = self.manager.manifest_record()
+        async with self.lock:
+            try:
+                _, _, effective, config, *_ = self._prepare(record.manifest)
+            except (KeyError, ValueError, StopIteration) as err:
+                raise DeployError("the next update cannot be prepared from the stored "
+                                  f"manifests ({type(err).__name__}); send a corrected one") from None
+            outcome = await asyncio.to_thread(operations.preview, effective, config)
+        return outcome, sorted(config.deploy or ())
+
+    async def destroy(self, delete_volumes: bool) -> tuple[dict[str, int], list[int]]:
+        """Destroy the services' stack after the running update; cancels the queued ones.
+
+        Returns the change counts and the ids of the cancelled updates.
+        """
+        operations = self._operations()
+        record = self.manager.manifest_record()
+        async with self.lock:
+            manifest = self.store.last_effective() or record.manifest
+            changes = await asyncio.to_thread(
+                functools.partial(operations.destroy, manifest, delete_volumes=delete_volumes))
+            cancelled = self.manager.stack_destroyed(delete_volumes)
+        return changes, cancelled
+
+    async def outputs(self) -> dict[str, Any]:
+        """The stack's non-secret outputs (no lock: reading the state changes nothing)."""
+        operations = self._operations()
+        manifest = self.manager.manifest_record().manifest
+        return await asyncio.to_thread(operations.outputs, manifest)
 
     def _prepare(self, manifest: Manifest) -> tuple[
         planner.Plan, Manifest | None, Manifest, StackConfig, dict[str, Any], set[str], set[str]

@@ -388,6 +388,11 @@ class Store:
         with self._tx() as conn:
             conn.execute("DELETE FROM service_states WHERE name = ?", (name,))
 
+    def forget_services(self) -> None:
+        """Forget every service's state (the stack was destroyed: nothing is deployed)."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM service_states")
+
     def service_records(self) -> dict[str, ServiceRecord]:
         rows = self._query("SELECT * FROM service_states ORDER BY name")
         return {r["name"]: ServiceRecord(**dict(r)) for r in rows}
@@ -506,6 +511,18 @@ class Store:
                 "UPDATE updates SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                 (status, error, now(), update_id),
             )
+
+    def cancel_queued(self, reason: str) -> list[int]:
+        """Mark every queued update ``failed`` with ``reason``; returns their ids."""
+        with self._tx() as conn:
+            ids = [int(r["id"]) for r in conn.execute(
+                "SELECT id FROM updates WHERE status = 'queued' ORDER BY id")]
+            conn.execute(
+                "UPDATE updates SET status = 'failed', error = ?, finished_at = ?"
+                " WHERE status = 'queued'",
+                (reason, now()),
+            )
+        return ids
 
     def interrupted_updates(self) -> list[UpdateRecord]:
         """Updates left ``running`` by a manager that stopped; marks them ``interrupted``."""
