@@ -135,7 +135,9 @@ def micromanager_note(manifest: Manifest, config: StackConfig) -> str | None:
     if not names:
         return None
     return (f"note: micromanagers need the in-cluster manager (`mora up` without --local); "
-            f"{', '.join(names)} deploy without them and their wizard steps stay manual")
+            f"{', '.join(names)} deploy without their sidecars, and services that wait for "
+            "inputs are not deployed in --local mode; use the manager (`mora up` without "
+            "--local) for the wizard")
 
 
 def stack_namespace(manifest: Manifest, config: StackConfig) -> str:

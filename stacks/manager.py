@@ -19,7 +19,8 @@ What runs the wizard and the services' stack from inside the cluster:
 * its **credentials** (admin password and API token) from pulumi-random, in a
   Secret the Deployment reads as ``MORA_ADMIN_PASSWORD`` / ``MORA_API_TOKEN``;
 * a **state volume** (the manager's SQLite store and the services' Pulumi
-  backend), protected and retained: losing it loses the stack's state;
+  backend), protected and retained: losing it loses the stack's state (only
+  `mora destroy --manager --delete-volumes` releases it first, see ``release_volumes``);
 * the **Deployment** (one replica, ``Recreate``: two managers must never share the
   state volume), non-root, probes on ``/healthz``;
 * a **Service** and an **Ingress** at ``mora.<domain>`` with TLS: a cert-manager
@@ -109,10 +110,11 @@ class ManagerComponent(pulumi.ComponentResource):
         super().__init__("mora:index:Manager", name, None, opts)
         self._config = config
         ns = config.namespace
+        keep = not config.release_volumes  # `mora destroy --manager --delete-volumes`
         self.namespace = k8s.core.v1.Namespace(
             ns,
             metadata=self._meta(ns, namespaced=False),
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=keep),
         )
         inside = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
 
@@ -133,7 +135,7 @@ class ManagerComponent(pulumi.ComponentResource):
             ),
             # The manager's store and the services' Pulumi state: never deleted by an update.
             opts=pulumi.ResourceOptions.merge(
-                inside, pulumi.ResourceOptions(protect=True, retain_on_delete=True)
+                inside, pulumi.ResourceOptions(protect=keep, retain_on_delete=keep)
             ),
         )
         self.deployment = self._deployment(inside)

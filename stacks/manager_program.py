@@ -89,6 +89,9 @@ class ManagerConfig(BaseModel):
     cert_manager_issuer: str | None = None
     #: Settings of the services' stack the manager applies to each update (storage class, …).
     stack_settings: dict[str, Any] = Field(default_factory=dict)
+    #: ``True`` only for the update before ``destroy --delete-volumes``: the state volume
+    #: and the manager's namespace are then neither protected nor retained.
+    release_volumes: bool | None = None
 
     @field_validator("namespace")
     @classmethod
@@ -233,6 +236,28 @@ class ManagerWorkspace(Workspace):
         )
         self._run(stack, "up", on_progress)
         return self.all_outputs(stack)
+
+    def destroy(
+        self, stack: str, on_progress: Any = None, *, delete_volumes: bool = False
+    ) -> Any:
+        """Remove the manager. Its state volume and namespace stay unless ``delete_volumes``.
+
+        With it, the stack's own config (as the last ``deploy`` wrote it) is first
+        updated with ``release_volumes`` so the volume's protection is lifted.
+        """
+        from pulumi import automation as auto
+
+        if not delete_volumes:
+            return self._run(stack, "destroy", on_progress, exclude_protected=True)
+        s = self._stack(stack, create=False)
+        written = s.get_all_config().get(f"mora:{CONFIG_KEY}")
+        current = ManagerConfig.from_text(written.value) if written is not None else self.config
+        self.config = current.model_copy(update={"release_volumes": True})
+        s.set_all_config(
+            {f"mora:{CONFIG_KEY}": auto.ConfigValue(value=self.config.to_text(), secret=False)}
+        )
+        self._run(stack, "up", on_progress)
+        return self._run(stack, "destroy", on_progress)
 
     def all_outputs(self, stack: str) -> dict[str, Any]:
         """Every output of the manager stack, secret ones in clear (keep them private)."""
