@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -51,6 +52,8 @@ READY_TIMEOUT = 300.0
 POLL_INTERVAL = 2.0
 #: Seconds one API request may take.
 REQUEST_TIMEOUT = 30.0
+#: Seconds a preview or destroy may take (it waits for a running update first).
+OPERATION_TIMEOUT = 1800.0
 #: States after which a service needs nothing more from `mora up`.
 SETTLED_STATES = frozenset({"running", "waiting_for_input", "failed"})
 #: States that mean the manager is still working on a service.
@@ -72,7 +75,15 @@ class ManagerUnreachable(Exception):
 
 
 class ManagerRefused(Exception):
-    """The manager answered with an error (bad token, invalid manifest…)."""
+    """The manager answered with an error (bad token, invalid manifest…).
+
+    ``status`` and ``detail`` (the manager's own sentence) let a command word it.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 # --------------------------------------------------------------------------- credentials
@@ -177,13 +188,14 @@ class ManagerClient:
         except httpx.HTTPError:
             return False
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, *,
+              timeout: float = REQUEST_TIMEOUT) -> Any:
         try:
-            with self._client(REQUEST_TIMEOUT) as client:
+            with self._client(timeout) as client:
                 response = client.request(method, path, json=body)
         except httpx.HTTPError as err:
             raise ManagerUnreachable(
-                f"the manager at {self.url} stopped answering ({type(err).__name__})"
+                f"the manager at {self.url} does not answer ({type(err).__name__})"
             ) from None
         if response.status_code == 401:
             raise ManagerRefused(
@@ -193,9 +205,16 @@ class ManagerClient:
         if response.status_code >= 400:
             raise ManagerRefused(
                 f"the manager answered {response.status_code} to {method} {path}: "
-                f"{_detail(response)}"
+                f"{_detail(response)}",
+                status=response.status_code, detail=_detail(response),
             )
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise ManagerRefused(
+                f"the manager answered {method} {path} with something that is not JSON "
+                f"(status {response.status_code}); is {self.url} a mora manager?"
+            ) from None
 
     def send_manifest(self, manifest: Manifest, params: dict[str, Any]) -> dict[str, Any]:
         body = {"manifest": manifest.model_dump(mode="json"), "params": params}
@@ -210,6 +229,27 @@ class ManagerClient:
         """Whether an update is queued or running."""
         updates = self._call("GET", "/api/v1/updates?limit=5").get("updates", [])
         return any(u.get("status") in ("queued", "running") for u in updates)
+
+    def preview(self) -> dict[str, Any]:
+        """What the manager's next update would change (waits for a running update)."""
+        result: dict[str, Any] = self._call("POST", "/api/v1/preview", timeout=OPERATION_TIMEOUT)
+        return result
+
+    def destroy(self, stack: str, *, delete_volumes: bool) -> dict[str, Any]:
+        """Destroy the services' stack; ``stack`` is the confirmation the manager checks."""
+        body = {"confirm": stack, "delete_volumes": delete_volumes}
+        result: dict[str, Any] = self._call("POST", "/api/v1/destroy", body,
+                                            timeout=OPERATION_TIMEOUT)
+        return result
+
+    def ca(self) -> str:
+        """The stack's ingress CA certificate (PEM)."""
+        return str(self._call("GET", "/api/v1/ca").get("cert_pem", ""))
+
+    def reveal(self, secret_id: str, password: str) -> Any:
+        """One generated secret's value (text, or PEM parts by name)."""
+        path = f"/api/v1/secrets/{quote(secret_id, safe='')}/reveal"
+        return self._call("POST", path, {"password": password}).get("value")
 
 
 def _detail(response: httpx.Response) -> str:
@@ -353,8 +393,13 @@ def wait_until_healthy(client: ManagerClient, timeout: float) -> None:
 
 def run_up(args: Any, manifest: Manifest, record: stack_store.StackRecord,
            params: dict[str, Any], *, home: Path,
-           kubeconfig: Callable[[], Path]) -> int:
-    """`mora up` without ``--local`` (see the module docstring); returns the exit code."""
+           kubeconfig: Callable[[], Path],
+           on_accepted: Callable[[], None] | None = None) -> int:
+    """`mora up` without ``--local`` (see the module docstring); returns the exit code.
+
+    ``on_accepted`` is called once the manager accepted the manifest: from then on
+    it owns the services' stack (the caller records that).
+    """
     from stacks.automation import require_pulumi
 
     url = manager_url(args, record)
@@ -386,6 +431,8 @@ def run_up(args: Any, manifest: Manifest, record: stack_store.StackRecord,
             client = ManagerClient(url, creds)
 
         accepted = client.send_manifest(manifest, params)
+        if on_accepted is not None:
+            on_accepted()
         lines = change_lines(accepted.get("changes"))
         output.info(f"Sent {manifest.project.name} to the manager at {url} "
                     f"(manifest {accepted.get('manifest_id')}"

@@ -6,6 +6,11 @@ its own record of the stack (:mod:`mora_cli.stack_store`) and calls
 :class:`stacks.automation.Workspace` for anything that needs the Pulumi engine.
 Everything heavy (pydantic, pulumi, rich, stacks) is imported inside handlers.
 
+A stack that the last `mora up` deployed through the in-cluster manager (its
+record's ``mode``) is previewed, destroyed, and has its CA and secrets read
+through the manager's API (:mod:`.manager_mode`); ``--local`` reads this
+machine's Pulumi state instead.
+
 Exit codes, on top of ``main``'s: 1 the program has errors or the engine failed,
 2 misuse (unknown param, missing value, no such stack), 3 a tool mora needs (the
 ``pulumi`` CLI, a kubeconfig) is missing or unreachable. Errors from ``stacks``
@@ -127,10 +132,17 @@ def register(registry: CommandRegistry) -> None:
         _stack_option(p, required=True)
         if name == "up":
             _up_options(p)
+        else:
+            _mode_options(p, name)
         if name == "destroy":
             p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
             p.add_argument("--delete-volumes", action="store_true",
-                           help="also delete the volumes (claims), their data and the namespace")
+                           help="also delete the volumes (claims), their data and the namespace "
+                           "(with --manager: the manager's state volume too)")
+            p.add_argument("--manager", action="store_true",
+                           help="also remove the in-cluster manager itself (its stack "
+                           "STACK-manager, through the Pulumi CLI on this machine); without "
+                           "it, mora asks on a terminal")
 
     p = registry.add("secrets", _secrets_without_action, help="work with a stack's generated secrets")
     actions = p.add_subparsers(title="actions", metavar="ACTION", dest="secrets_action",
@@ -149,6 +161,7 @@ def register(registry: CommandRegistry) -> None:
                       help="project folder (default: the folder `mora init` was given "
                       "for this stack)")
     show.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    _mode_options(show, "secrets show")
 
     p = registry.add(
         "ca",
@@ -156,8 +169,8 @@ def register(registry: CommandRegistry) -> None:
         help="print the certificate of a stack's internal CA, to trust it",
         description="Print the certificate of the CA that signs a deployed stack's ingress "
         "certificates (the public part only; the CA's key never leaves the Pulumi state), "
-        "so browsers and tools can trust it. Reads the stack's outputs: needs the Pulumi "
-        "CLI and a `mora up` of the stack.",
+        "so browsers and tools can trust it. Asks the manager for a stack it runs; with "
+        "--local, reads the stack's outputs on this machine (needs the Pulumi CLI).",
     )
     _stack_option(p, required=True)
     p.add_argument("path", nargs="?", metavar="PATH",
@@ -165,6 +178,7 @@ def register(registry: CommandRegistry) -> None:
                    "this stack)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the certificate (PEM) to FILE instead of stdout")
+    _mode_options(p, "ca")
 
 
 class _IntermixedParser(argparse.ArgumentParser):
@@ -201,15 +215,28 @@ def _up_options(parser: argparse.ArgumentParser) -> None:
                         "the in-cluster manager")
     parser.add_argument("--manager-url", metavar="URL",
                         help="the manager's address (default: https://mora.<domain>), e.g. "
-                        "http://127.0.0.1:8080 through `kubectl port-forward`")
+                        "http://127.0.0.1:8080 through `kubectl port-forward`; remembered "
+                        "for the stack, an empty value goes back to the default")
     parser.add_argument("--manager-image", metavar="IMAGE",
                         help="the manager's container image when it is deployed "
-                        "(default: mora-manager:<mora version>, built from the Dockerfile)")
+                        "(default: mora-manager:<mora version>, built from the Dockerfile); "
+                        "remembered, an empty value goes back to the default")
     parser.add_argument("--manager-namespace", metavar="NAME",
-                        help="the manager's namespace when it is deployed (default: mora-system)")
+                        help="the manager's namespace when it is deployed (default: "
+                        "mora-system); remembered, an empty value goes back to the default")
     parser.add_argument("--follow-timeout", metavar="SECONDS", type=float, default=None,
                         help="stop following the manager's progress after this long "
                         "(default: 1800); it goes on in the cluster")
+
+
+def _mode_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """``--local`` and ``--manager-url`` for the commands that follow the stack's mode."""
+    parser.add_argument("--local", action="store_true",
+                        help=f"{command} the stack this machine runs (its local Pulumi state) "
+                        "even when the last `mora up` went through the in-cluster manager")
+    parser.add_argument("--manager-url", metavar="URL",
+                        help="the manager's address for this command (default: the one `mora "
+                        "up` remembered, else https://mora.<domain>)")
 
 
 def _path_argument(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -504,10 +531,12 @@ def run_init(args: argparse.Namespace) -> int:
     try:
         require_pulumi()
     except PulumiNotInstalled:
-        output.info(
-            "note: the Pulumi CLI is not installed; `mora render` works without it, "
-            f"`mora preview` and `mora up` will need it ({INSTALL_HINT})."
-        )
+        if record.mode != "manager":  # a running manager needs no Pulumi CLI here
+            output.info(
+                "note: the Pulumi CLI is not installed; `mora render` and `mora up` through a "
+                "running manager work without it; deploying the manager (the first `mora up`) "
+                f"and everything with --local need it ({INSTALL_HINT})."
+            )
         return EXIT_OK
     workspace = _workspace_factory(manifest, backend_url=record.backend)
     _sync_pulumi(workspace, stack, _stack_config(manifest, record.params, record.settings))
@@ -719,12 +748,19 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
     from stacks.automation import kubeconfig_path, require_pulumi
     from stacks.errors import DeploymentFailed
 
+    from . import manager_mode  # httpx: only for the commands that may need it
+
     if operation == "up" and not args.local:
         return run_up_through_manager(args)
-    require_pulumi()
     stack = _check_stack_name(args.stack)
     manifest = _manifest(args.path, args.color)
     record = _require_record(manifest, stack)
+    if operation != "up" and manager_mode.uses_manager(record, args, _home()):
+        if operation == "preview":
+            return manager_mode.preview(args, manifest, record, _home())
+        return manager_mode.destroy(args, manifest, record, _home(), confirm=_confirm,
+                                    kubeconfig=lambda: _kubeconfig(record, kubeconfig_path))
+    require_pulumi()
     kubeconfig = _kubeconfig(record, kubeconfig_path)
     config = _stack_config(manifest, record.params, record.settings)
 
@@ -768,7 +804,39 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
             output.info(f"details in the Pulumi console: {display.link}")
         return EXIT_FAILED
     _report(operation, manifest, config, result, display, args)
+    if operation == "up":
+        record.mode = "local"
+        stack_store.save(_home(), record)
+    if operation == "destroy" and args.manager:
+        return manager_mode.destroy_manager(args, manifest, record, _home(),
+                                            kubeconfig=lambda: kubeconfig)
     return EXIT_OK
+
+
+def _remembered_manager_options(args: argparse.Namespace,
+                                record: stack_store.StackRecord) -> dict[str, str]:
+    """Fill ``args``'s unset manager options from the record; the options to remember.
+
+    An option given on the command line wins (an empty one goes back to the
+    default); one not given takes the remembered value, and mora says so.
+    """
+    remembered: dict[str, str] = {}
+    reused = []
+    for key in stack_store.MANAGER_OPTIONS:
+        attr = f"manager_{key}"
+        given = getattr(args, attr, None)
+        if given is None and record.manager.get(key):
+            setattr(args, attr, record.manager[key])
+            reused.append(f"--{attr.replace('_', '-')} {record.manager[key]}")
+        elif given == "":
+            setattr(args, attr, None)
+        value = getattr(args, attr, None)
+        if value:
+            remembered[key] = value.rstrip("/") if key == "url" else value
+    if reused:
+        output.info(f"Using the remembered {', '.join(reused)} (give another value to change "
+                    "it, an empty one for the default).")
+    return remembered
 
 
 def run_up_through_manager(args: argparse.Namespace) -> int:
@@ -790,9 +858,22 @@ def run_up_through_manager(args: argparse.Namespace) -> int:
         raise UsageError(_missing_message(
             manifest, missing, f"the project has new params; run `mora init {args.path} "
             f"--stack {stack}` with"))
+    options = _remembered_manager_options(args, record)
+    if args.manager_namespace:
+        from stacks.naming import valid_namespace
+
+        if not valid_namespace(args.manager_namespace):
+            raise UsageError(f"--manager-namespace {args.manager_namespace}: not a valid "
+                             "namespace name (lower-case letters, digits and `-`)")
+
+    def accepted() -> None:  # the manager owns the stack from now on
+        record.mode = "manager"
+        record.manager = options
+        stack_store.save(_home(), record)
+
     return bootstrap.run_up(
         args, manifest, record, dict(config.params), home=_home(),
-        kubeconfig=lambda: _kubeconfig(record, kubeconfig_path),
+        kubeconfig=lambda: _kubeconfig(record, kubeconfig_path), on_accepted=accepted,
     )
 
 
@@ -832,7 +913,13 @@ def _report(operation: str, manifest: Manifest, config: StackConfig, result: Res
     if operation == "up" and isinstance(deployed, list):
         waiting = sorted({s.name for s in manifest.services} - set(deployed))
         if waiting:
-            output.info(f"Not deployed yet (they wait for inputs): {', '.join(waiting)}")
+            from stacks.config import micromanager_note
+
+            # The micromanager note (printed before the update) already says it.
+            why = "" if micromanager_note(manifest, config) else (
+                "; services that wait for inputs are not deployed in --local mode; use the "
+                "manager (`mora up` without --local) for the wizard")
+            output.info(f"Not deployed yet (they wait for inputs): {', '.join(waiting)}{why}")
     if operation == "up" and urls and not config.cert_manager_issuer:
         output.info(f"TLS certificates come from mora's internal CA: trust it (`mora ca "
                     f"--stack {args.stack} -o ca.crt`) in your browser, "
@@ -845,7 +932,8 @@ def _report(operation: str, manifest: Manifest, config: StackConfig, result: Res
 def run_secrets_show(args: argparse.Namespace) -> int:
     from stacks.automation import require_pulumi
 
-    require_pulumi()
+    from . import manager_mode
+
     stack = _check_stack_name(args.stack)
     path = args.path or _path_for_stack(stack, "mora secrets show NAME --stack STACK PATH")
     manifest = _manifest(path, args.color)
@@ -858,9 +946,14 @@ def run_secrets_show(args: argparse.Namespace) -> int:
         listing = f" (its secrets: {', '.join(known)})" if known else " (it has none)"
         raise UsageError(f"{manifest.project.name} has no secret `{args.name}`{hint}{listing}")
     record = _require_record(manifest, stack)
+    through_manager = manager_mode.uses_manager(record, args, _home())
+    if not through_manager:
+        require_pulumi()
     if not _confirm("This prints the secret in clear text. Continue? [y/N] ", args.yes):
         output.info("not shown")
         return EXIT_FAILED
+    if through_manager:
+        return manager_mode.show_secret(args, record, _home())
     workspace = _workspace_factory(manifest, backend_url=record.backend)
     value = workspace.reveal_secret(stack, args.name)
     sys.stdout.write(value + "\n")
@@ -890,11 +983,15 @@ def run_ca(args: argparse.Namespace) -> int:
     """
     from stacks.automation import require_pulumi
 
-    require_pulumi()
+    from . import manager_mode
+
     stack = _check_stack_name(args.stack)
     path = args.path or _path_for_stack(stack, "mora ca --stack STACK PATH")
     manifest = _manifest(path, args.color)
     record = _require_record(manifest, stack)
+    if manager_mode.uses_manager(record, args, _home()):
+        return manager_mode.ca(args, record, _home(), lambda pem: _write_ca(args, stack, pem))
+    require_pulumi()
     workspace = _workspace_factory(manifest, backend_url=record.backend)
     cert = workspace.outputs(stack).get("ingress_ca_cert")
     if not isinstance(cert, str) or not cert.strip():
@@ -907,6 +1004,11 @@ def run_ca(args: argparse.Namespace) -> int:
                          f"`mora up {path} --stack {stack} --local` that deploys a service "
                          "with a subdomain")
         return EXIT_FAILED
+    return _write_ca(args, stack, cert)
+
+
+def _write_ca(args: argparse.Namespace, stack: str, cert: str) -> int:
+    """The certificate on stdout, or in ``--output`` with how to trust it."""
     pem = cert if cert.endswith("\n") else cert + "\n"
     if not args.output:
         sys.stdout.write(pem)

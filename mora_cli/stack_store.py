@@ -6,6 +6,13 @@ without Pulumi, and so that ``mora up`` can write the same values into the
 Pulumi stack later. Wizard answers are *not* kept here: they live in Pulumi's
 secret config (and the manager's store).
 
+It also remembers how the stack was last deployed (``mode``): ``"manager"`` once
+an in-cluster manager accepted its manifest, ``"local"`` after a successful
+``mora up --local``. ``preview``, ``destroy``, ``ca`` and ``secrets show`` follow
+it. ``manager`` keeps the ``mora up`` options about the manager that were given
+(``url``, ``namespace``, ``image``), so a later ``mora up`` that redeploys the
+manager uses them again.
+
 Files are written atomically with mode 0600 in folders with mode 0700: params
 are not secrets, but a homelab's domain and folders are nobody else's business.
 Only the standard library is imported here (``mora stacks`` stays light).
@@ -23,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 RECORD_VERSION = 1
+#: How a stack was last deployed: through the in-cluster manager, or from this machine.
+MODES = ("manager", "local")
+#: The remembered `mora up` options about the manager (``--manager-url`` → ``url``, …).
+MANAGER_OPTIONS = ("url", "namespace", "image")
 #: Settings a record may hold, as :class:`stacks.config.StackConfig` fields.
 SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
             "render_group", "namespace", "micromanager_image")
@@ -52,6 +63,10 @@ class StackRecord:
     kubeconfig: str | None = None
     #: The value of the project's domain param, for listings.
     domain: str | None = None
+    #: How the last `mora up` deployed it (one of :data:`MODES`); ``None``: not yet known.
+    mode: str | None = None
+    #: The manager options `mora up` was given (keys of :data:`MANAGER_OPTIONS`).
+    manager: dict[str, str] = field(default_factory=dict)
     created: str = ""
     updated: str = ""
     version: int = RECORD_VERSION
@@ -84,6 +99,12 @@ class StackRecord:
                 raise ValueError(
                     f"setting `{name}` must be {_describe(kinds)}, not {_json_type(value)}"
                 )
+        if values.get("mode") not in (None, *MODES):
+            raise ValueError(f"`mode` must be one of {', '.join(MODES)}, not {values['mode']!r}")
+        for name, value in values.get("manager", {}).items():
+            if name in MANAGER_OPTIONS and not _is(value, (str,)):
+                raise ValueError(f"manager option `{name}` must be a string, "
+                                 f"not {_json_type(value)}")
         return cls(**values)
 
 
@@ -92,6 +113,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "project": (str,), "stack": (str,), "path": (str, type(None)), "params": (dict,),
     "backend": (str, type(None)), "settings": (dict,), "kubeconfig": (str, type(None)),
     "domain": (str, type(None)), "created": (str,), "updated": (str,), "version": (int,),
+    "mode": (str, type(None)), "manager": (dict,),
 }
 _JSON_NAMES = {str: "a string", int: "a number", dict: "an object", type(None): "null",
                list: "a list", bool: "true/false", float: "a number"}

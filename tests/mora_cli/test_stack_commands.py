@@ -124,7 +124,8 @@ def test_init_non_interactive_writes_a_private_record(home, capsys) -> None:
     assert "created stack home of media-server" in err
     assert "defaults: timezone" in err
     # No Pulumi CLI: one line says what will need it, and it is not an error.
-    assert "`mora preview` and `mora up` will need it" in err
+    assert "deploying the manager (the first `mora up`) and everything with --local need it" \
+        in err
 
 
 def test_init_again_updates_given_values_and_keeps_others(home, capsys) -> None:
@@ -334,6 +335,9 @@ def test_stacks_lists_every_stack(home, capsys) -> None:
     ],
 )
 def test_engine_commands_without_pulumi_exit_3_with_one_sentence(argv, capsys) -> None:
+    # A stack this machine runs (no `mora up` went through a manager): Pulumi is needed.
+    assert main(["init", MEDIA, "--stack", "home", *MEDIA_SETS]) == 0
+    capsys.readouterr()
     assert main(argv) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
