@@ -224,6 +224,9 @@ def _up_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manager-namespace", metavar="NAME",
                         help="the manager's namespace when it is deployed (default: "
                         "mora-system); remembered, an empty value goes back to the default")
+    parser.add_argument("--manager-timeout", metavar="SECONDS", type=float, default=None,
+                        help="how long to wait for a newly deployed manager to answer "
+                        "(default: 300)")
     parser.add_argument("--follow-timeout", metavar="SECONDS", type=float, default=None,
                         help="stop following the manager's progress after this long "
                         "(default: 1800); it goes on in the cluster")
