@@ -103,7 +103,9 @@ class ManagerClient:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
-        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        # The exponent is capped: registration retries forever, and 2**attempt stops
+        # converting to a float (OverflowError) after about a thousand attempts.
+        ceiling = min(self.max_delay, self.base_delay * (2 ** min(attempt, 32)))
         wait = random.uniform(ceiling / 2, ceiling)
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.max_delay))

@@ -151,6 +151,35 @@ def test_gives_up_after_the_attempts_with_one_clear_sentence():
     assert 0.5 <= slept[0] <= 1 and 1 <= slept[1] <= 2 and 1.5 <= slept[2] <= 3  # capped
 
 
+def test_registration_keeps_retrying_past_a_thousand_attempts():
+    # register() retries until the manager answers; a manager down for hours must
+    # not end the loop with an OverflowError from the backoff (2**attempt as a float).
+    refusals = 1100
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(slept) < refusals:
+            return httpx.Response(503)
+        return httpx.Response(200, json=c.RegistrationAccepted(
+            service="jellyfin", micromanager="jellyfin").model_dump())
+
+    async def scenario():
+        client = ManagerClient("http://m", "tok", "jellyfin", max_delay=30, sleep=sleep,
+                               transport=httpx.MockTransport(handler))
+        try:
+            return await client.register(c.Registration(
+                service="jellyfin", micromanager="jellyfin", version="0.1.0", url="http://s"))
+        finally:
+            await client.aclose()
+
+    accepted = run(scenario())
+    assert accepted.service == "jellyfin"
+    assert len(slept) == refusals and 15 <= slept[-1] <= 30
+
+
 def test_retries_5xx_and_429_but_not_4xx():
     calls: list[int] = []
     answers = [httpx.Response(503), httpx.Response(429, headers={"Retry-After": "0"}),
