@@ -37,6 +37,8 @@ from pydantic import BaseModel, ConfigDict, JsonValue, field_validator
 from mora_dsl.manifest import Manifest, Ref, Service, TypeName, TypeSpec
 from mora_dsl.values import EvaluationError, evaluate, refs, to_text
 
+from .errors import MASK
+
 CONTRACT_VERSION = 1
 
 # --------------------------------------------------------------------------- paths
@@ -91,7 +93,6 @@ class _Versioned(_Model):
     contract_version: int = CONTRACT_VERSION
 
 
-MASK = "**********"
 
 
 def _masked(values: dict[str, Any], keys: Any = None) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from typing import Annotated, ClassVar, Self, TypeVar
 import httpx
 from pydantic import PlainSerializer, SecretStr, TypeAdapter, ValidationError
 
+from ..errors import scrub
+
 _T = TypeVar("_T")
 
 #: A secret that masks itself in ``repr`` and logs, yet goes out in request bodies.
@@ -97,11 +99,8 @@ class ServiceClient:
                 self._refused(what, response.status_code), status=response.status_code
             )
         if response.is_error:
-            detail = self._error_detail(response)
-            for secret in secrets:  # before shortening, which could cut a secret in two
-                if secret:
-                    detail = detail.replace(secret, "***")
-            detail = detail[:500]
+            # masked before shortening, which could cut a secret in two
+            detail = scrub(self._error_detail(response), secrets)
             raise self.error(
                 f"{self.name} failed {what} (HTTP {response.status_code})"
                 + (f": {detail}" if detail else ""),
