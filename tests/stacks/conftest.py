@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stacks_helpers import NO_LEAK, PARAMS, media_server
+from stacks_helpers import ANSWERS, PARAMS, media_server
 
 from mora_dsl.manifest import Manifest
 from stacks.config import StackConfig
@@ -16,9 +16,5 @@ def media() -> Manifest:
 
 @pytest.fixture
 def all_answers() -> StackConfig:
-    return StackConfig(
-        params=PARAMS,
-        answers={i: NO_LEAK for i in ("lldap.admin_email", "jellyfin.api_key",
-                                      "jellyseerr.api_key")},
-    )
+    return StackConfig(params=PARAMS, answers=ANSWERS)
 

@@ -36,6 +36,8 @@ from mora_dsl.manifest import (
 
 SPAN = Span(file="main.mora", line=1, column=1, end_line=1, end_column=2)
 NO_LEAK = "s3cr3t-answer-do-not-print"
+#: An answer to every input of :func:`media_server`, each one :data:`NO_LEAK`.
+ANSWERS = {i: NO_LEAK for i in ("lldap.admin_email", "jellyfin.api_key", "jellyseerr.api_key")}
 
 
 def ref(text: str, attr: str | None = None) -> Ref:
@@ -227,3 +229,30 @@ def validate(obj: dict[str, Any], version: str = "1.30.0") -> None:
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def ints_are_ints(value: Any) -> None:
+    """Assert no number in ``value`` came out as a float (Kubernetes wants ints)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            ints_are_ints(v)
+    elif isinstance(value, list):
+        for v in value:
+            ints_are_ints(v)
+    else:
+        assert not isinstance(value, float), value
+
+
+def record_claim_options(monkeypatch: Any) -> dict[str, Any]:
+    """Claim name → the ``pulumi.ResourceOptions`` the program creates it with, from now on."""
+    import pulumi_kubernetes as k8s
+
+    seen: dict[str, Any] = {}
+    original = k8s.core.v1.PersistentVolumeClaim.__init__
+
+    def recording_init(self: Any, resource_name: str, *args: Any, **kwargs: Any) -> None:
+        seen[resource_name] = kwargs["opts"]
+        original(self, resource_name, *args, **kwargs)
+
+    monkeypatch.setattr(k8s.core.v1.PersistentVolumeClaim, "__init__", recording_init)
+    return seen

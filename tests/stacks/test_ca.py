@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stacks_helpers import NO_LEAK, PARAMS, by_kind, media_server, minimal, validate
+from stacks_helpers import ANSWERS, PARAMS, by_kind, media_server, minimal, validate
 
 from stacks.config import StackConfig
 from stacks.render import _SECRET_SIG, _SIG_KEY, render, run_mocked, run_program, safe_config
 
 CA_PLACEHOLDER = "<generated:secret:mora-ingress-ca:cert_pem>"
-ANSWERS = {i: NO_LEAK for i in ("lldap.admin_email", "jellyfin.api_key", "jellyseerr.api_key")}
 
 
 @pytest.fixture(scope="module")

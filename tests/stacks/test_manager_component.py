@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pytest
-from stacks_helpers import by_kind, validate
+from stacks_helpers import by_kind, ints_are_ints, record_claim_options, validate
 from test_automation import RecordingPulumi
 
 from stacks.manager import NAME
@@ -36,17 +35,6 @@ def objects() -> list[dict[str, Any]]:
     return render_manager(CONFIG)
 
 
-def _ints_are_ints(value: Any) -> None:
-    if isinstance(value, dict):
-        for v in value.values():
-            _ints_are_ints(v)
-    elif isinstance(value, list):
-        for v in value:
-            _ints_are_ints(v)
-    else:
-        assert not isinstance(value, float), value
-
-
 def test_every_object_validates_strictly_against_kubernetes_1_30(objects):
     kinds = {o["kind"] for o in objects}
     assert kinds == {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
@@ -54,7 +42,7 @@ def test_every_object_validates_strictly_against_kubernetes_1_30(objects):
                      "Ingress"}
     for obj in objects:
         validate(obj)
-        _ints_are_ints(obj)
+        ints_are_ints(obj)
         assert obj["metadata"]["name"]
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mora"
 
@@ -179,14 +167,7 @@ def test_cert_manager_issuer_class_storage_and_forwarded_settings():
 
 
 def test_state_volume_is_protected_and_retained(monkeypatch):
-    seen: dict[str, pulumi.ResourceOptions] = {}
-    original = k8s.core.v1.PersistentVolumeClaim.__init__
-
-    def recording_init(self: Any, resource_name: str, *args: Any, **kwargs: Any) -> None:
-        seen[resource_name] = kwargs["opts"]
-        original(self, resource_name, *args, **kwargs)
-
-    monkeypatch.setattr(k8s.core.v1.PersistentVolumeClaim, "__init__", recording_init)
+    seen = record_claim_options(monkeypatch)
     render_manager(CONFIG)
     opts = seen[f"{NAME}-data"]
     assert opts.protect is True and opts.retain_on_delete is True

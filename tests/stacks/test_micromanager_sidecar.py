@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stacks_helpers import NO_LEAK, PARAMS, by_kind, media_server, minimal, port, validate
+from stacks_helpers import ANSWERS, NO_LEAK, PARAMS, by_kind, media_server, minimal, port, validate
 
 from mora_dsl.manifest import Manifest
 from stacks.config import (
@@ -26,7 +26,6 @@ from stacks.render import render, run_program, to_yaml
 
 MANAGER = "http://mora-manager.mora-system.svc.cluster.local:8080"
 TOKEN = "mm-token-that-must-never-be-printed"
-ANSWERS = {i: NO_LEAK for i in ("lldap.admin_email", "jellyfin.api_key", "jellyseerr.api_key")}
 
 
 def _config(**changes: Any) -> StackConfig:

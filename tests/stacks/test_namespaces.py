@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from stacks_helpers import NO_LEAK, PARAMS, by_kind, media_server, validate
+from stacks_helpers import ANSWERS, PARAMS, by_kind, media_server, validate
 
 from stacks.config import (
     StackConfig,
@@ -26,7 +26,6 @@ from stacks.errors import ConfigError
 from stacks.render import render, run_program, safe_config, unwrap
 
 FRIEND_NS = "media-server-friend"
-ANSWERS = {i: NO_LEAK for i in ("lldap.admin_email", "jellyfin.api_key", "jellyseerr.api_key")}
 
 
 def _config(namespace: str | None, domain: str) -> StackConfig:

@@ -7,32 +7,19 @@ is wrapped for the test and records its ``opts``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
-import pulumi_kubernetes as k8s
 import pytest
-from stacks_helpers import NO_LEAK, PARAMS, media_server
+from stacks_helpers import ANSWERS, PARAMS, media_server, record_claim_options
 
 from stacks.config import StackConfig, from_pulumi_config, to_pulumi_config
 from stacks.render import run_program
 from stacks.volumes import claim_protection
 
-ANSWERS = {i: NO_LEAK for i in ("lldap.admin_email", "jellyfin.api_key", "jellyseerr.api_key")}
-
 
 @pytest.fixture
 def claim_options(monkeypatch: pytest.MonkeyPatch) -> dict[str, pulumi.ResourceOptions]:
     """Claim name → the ResourceOptions the program created it with."""
-    seen: dict[str, pulumi.ResourceOptions] = {}
-    original = k8s.core.v1.PersistentVolumeClaim.__init__
-
-    def recording_init(self: Any, resource_name: str, *args: Any, **kwargs: Any) -> None:
-        seen[resource_name] = kwargs["opts"]
-        original(self, resource_name, *args, **kwargs)
-
-    monkeypatch.setattr(k8s.core.v1.PersistentVolumeClaim, "__init__", recording_init)
-    return seen
+    return record_claim_options(monkeypatch)
 
 
 def test_the_decision():

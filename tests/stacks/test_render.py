@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stacks_helpers import NO_LEAK, PARAMS, SPAN, by_kind, minimal, ref, validate
+from stacks_helpers import (
+    ANSWERS,
+    NO_LEAK,
+    PARAMS,
+    SPAN,
+    by_kind,
+    ints_are_ints,
+    minimal,
+    ref,
+    validate,
+)
 
 from mora_dsl.manifest import Concat, File, Health, Manifest
 from stacks.config import StackConfig
@@ -22,17 +32,6 @@ def _env(deployment: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e for e in _container(deployment).get("env", [])}
 
 
-def _ints_are_ints(value: Any) -> None:
-    if isinstance(value, dict):
-        for v in value.values():
-            _ints_are_ints(v)
-    elif isinstance(value, list):
-        for v in value:
-            _ints_are_ints(v)
-    else:
-        assert not isinstance(value, float), value
-
-
 def _with_service(manifest: Manifest, **changes: Any) -> Manifest:
     """``manifest`` with its single service changed."""
     (service,) = manifest.services
@@ -43,19 +42,14 @@ def _with_service(manifest: Manifest, **changes: Any) -> Manifest:
 def media_objects() -> list[dict[str, Any]]:
     from stacks_helpers import media_server
 
-    config = StackConfig(
-        params=PARAMS,
-        answers={i: NO_LEAK for i in ("lldap.admin_email", "jellyfin.api_key",
-                                      "jellyseerr.api_key")},
-    )
-    return render(media_server(), config)
+    return render(media_server(), StackConfig(params=PARAMS, answers=ANSWERS))
 
 
 def test_every_object_validates_strictly_against_kubernetes_1_30(media_objects):
     assert len(media_objects) > 30
     for obj in media_objects:
         validate(obj)
-        _ints_are_ints(obj)
+        ints_are_ints(obj)
 
 
 def test_every_object_has_an_explicit_name_and_the_project_namespace(media_objects):
