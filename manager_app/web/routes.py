@@ -630,6 +630,12 @@ def _service_page(
     )
 
 
+async def _service_page_in_thread(request: Request, name: str, **kwargs: Any) -> Response:
+    """:func:`_service_page` from an async route: it asks the cluster (``service_status``),
+    which blocks, so it runs in a worker thread as the sync routes do."""
+    return await run_in_threadpool(_service_page, request, name, **kwargs)
+
+
 @router.get("/services/{name}", response_class=HTMLResponse)
 def service_detail(request: Request, name: str) -> Response:
     _require_page(request)
@@ -669,7 +675,7 @@ async def restart_service(request: Request, name: str) -> Response:
         await run_in_threadpool(manager.restart_service, name)
     except TOOL_ERRORS as err:
         code, message = _tool_message(err)
-        return _service_page(request, name, error=message, status_code=code)
+        return await _service_page_in_thread(request, name, error=message, status_code=code)
     return _redirect(f"/services/{quote(name, safe='')}?restarted=1")
 
 
@@ -683,17 +689,19 @@ async def rotate_secret(request: Request, name: str, secret_id: str) -> Response
     _service_or_404(manager, name)
     mine = {s.id: s for s in _secrets_of(manager, name)}
     if secret_id not in mine:
-        return _service_page(request, name, error="Choose one of this service's secrets.",
-                             status_code=status.HTTP_404_NOT_FOUND)
+        return await _service_page_in_thread(
+            request, name, error="Choose one of this service's secrets.",
+            status_code=status.HTTP_404_NOT_FOUND,
+        )
     form = await request.form()
     if form.get("confirm") != "yes":
         # A new value breaks whatever still holds the old one: ask once more (no script needed).
-        return _service_page(request, name, confirm_rotate=mine[secret_id])
+        return await _service_page_in_thread(request, name, confirm_rotate=mine[secret_id])
     try:
         rotated = await run_in_threadpool(manager.rotate_secret, secret_id)
     except TOOL_ERRORS as err:
         code, message = _tool_message(err)
-        return _service_page(request, name, error=message, status_code=code)
+        return await _service_page_in_thread(request, name, error=message, status_code=code)
     query = urlencode({"rotated": secret_id, "update": rotated.update_id})
     return _redirect(f"/services/{quote(name, safe='')}?{query}")
 
@@ -714,8 +722,10 @@ async def reveal_secret(request: Request, name: str) -> Response:
     secret_id = form.get("secret")
     password = form.get("password")
     if not isinstance(secret_id, str) or secret_id not in {s.id for s in _secrets_of(manager, name)}:
-        return _service_page(request, name, error="Choose one of this service's secrets.",
-                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return await _service_page_in_thread(
+            request, name, error="Choose one of this service's secrets.",
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
     try:
         value = await run_in_threadpool(
             reveal_checked, request, manager, secret_id, password if isinstance(password, str) else ""
@@ -728,9 +738,11 @@ async def reveal_secret(request: Request, name: str) -> Response:
             message = "That password is not right."
         else:
             message = str(err.detail)
-        return _service_page(request, name, error=message, status_code=err.status_code,
-                             headers=dict(err.headers or {}))
-    return _service_page(request, name, revealed=(secret_id, value))
+        return await _service_page_in_thread(
+            request, name, error=message, status_code=err.status_code,
+            headers=dict(err.headers or {}),
+        )
+    return await _service_page_in_thread(request, name, revealed=(secret_id, value))
 
 
 def _quote(value: str) -> str:

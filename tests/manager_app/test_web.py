@@ -10,6 +10,7 @@ form, POST the form, follow the 303. The real browser walk is in
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import unescape
@@ -457,6 +458,33 @@ async def test_restart_logs_and_rotation_act_on_the_dry_run_state(tmp_path: Path
             "/services/lldap/secrets/sonarr.api_key/rotate", data={"csrf_token": token}
         )
         assert foreign.status_code == 404
+
+
+async def test_a_service_page_from_a_form_asks_the_cluster_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cluster call of a service's page blocks: from an async form route it runs in a thread."""
+    async with app_with(tmp_path, media_server(), MEDIA_PARAMS) as (app, client):
+        token = await login(client)
+        manager = app.state.manager
+        asked_from: list[int] = []
+        ask_cluster = manager.service_status
+
+        def recording(name: str) -> Any:
+            asked_from.append(threading.get_ident())
+            return ask_cluster(name)
+
+        monkeypatch.setattr(manager, "service_status", recording)
+        ask = await client.post(
+            "/services/lldap/secrets/lldap.jwt_secret/rotate", data={"csrf_token": token}
+        )
+        assert ask.status_code == 200 and "Yes, rotate lldap.jwt_secret" in ask.text
+        shown = await client.post("/services/lldap/reveal", data={
+            "csrf_token": token, "secret": "lldap.jwt_secret", "password": PASSWORD,
+        })
+        assert shown.status_code == 200
+        assert len(asked_from) == 2
+        assert threading.get_ident() not in asked_from  # the test runs on the event loop's thread
 
 
 async def test_pages_without_a_manifest_say_what_to_do(tmp_path: Path) -> None:
