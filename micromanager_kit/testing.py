@@ -4,7 +4,8 @@
 few lines of FastAPI: per-service tokens, scoping (403 outside the service's
 manifest entry, via :func:`~.contract.ref_in_scope` and
 :func:`~.contract.scoped_config`, the same functions the real manager uses),
-idempotent reports and input requests. Its state lives on the object, not in
+idempotent reports and input requests, reported values checked against their
+input's type. Its state lives on the object, not in
 the app, so a test can serve it with a real uvicorn, stop it and start it
 again ("a manager restart") without losing what was stored.
 
@@ -31,7 +32,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import JsonValue
 
+from mora_dsl.builtins import to_text
 from mora_dsl.manifest import Manifest
+from mora_dsl.validate import InvalidValue, parse_value
 
 from . import contract as c
 from .client import ManagerClient
@@ -97,15 +100,23 @@ class StandInManager:
 
     def _store_report(self, service: str, report: c.Report) -> c.ReportAccepted:
         ids: list[str] = []
-        for key in report.values:
+        for key, value in report.values.items():
             input_id = c.report_key_to_input_id(service, key)
             if input_id is None:
                 raise _Refused(403, "forbidden", f"{service} may not report {key!r}")
-            known = input_id in self.requested_inputs or input_id in {
-                i.id for i in self.manifest.inputs
-            }
-            if not known:
-                raise _Refused(422, "invalid", f"{service} has no input {input_id.split('.', 1)[1]!r}")
+            if input_id in self.requested_inputs:
+                spec = self.requested_inputs[input_id].type
+            else:
+                try:
+                    spec = self.manifest.input(input_id).type
+                except KeyError:
+                    raise _Refused(422, "invalid",
+                                   f"{service} has no input {input_id.split('.', 1)[1]!r}") from None
+            try:  # checked like a wizard answer, as the manager does
+                parse_value(spec, to_text(value))
+            except InvalidValue:  # not its message: that may quote the value (an API key…)
+                raise _Refused(422, "invalid",
+                               f"the value reported for {input_id} is not a valid {spec}") from None
             ids.append(input_id)
         changed = []
         for input_id, value in zip(ids, report.values.values(), strict=True):

@@ -151,6 +151,28 @@ def test_gives_up_after_the_attempts_with_one_clear_sentence():
     assert 0.5 <= slept[0] <= 1 and 1 <= slept[1] <= 2 and 1.5 <= slept[2] <= 3  # capped
 
 
+def test_a_reported_value_is_checked_against_its_input_type_like_the_manager_does(stand_in):
+    # The manager validates a report like a wizard answer (422, the value not quoted);
+    # the stand-in must too, or a micromanager's tests pass with a value the manager refuses.
+    wrong = "not-an-address-0123"
+
+    async def scenario():
+        client = in_process(stand_in, stand_in.issue_token("lldap"), "lldap")
+        try:
+            with pytest.raises(ManagerError) as refused:
+                await client.report({"admin_email": wrong})
+            accepted = await client.report({"admin_email": "ada@example.com"})
+        finally:
+            await client.aclose()
+        return refused.value, accepted
+
+    refused, accepted = run(scenario())
+    assert (refused.status, refused.code) == (422, "invalid")
+    assert "lldap.admin_email" in str(refused) and wrong not in str(refused)
+    assert accepted.inputs == ["lldap.admin_email"]
+    assert len(stand_in.stored_reports) == 1
+
+
 def test_registration_keeps_retrying_past_a_thousand_attempts():
     # register() retries until the manager answers; a manager down for hours must
     # not end the loop with an OverflowError from the backoff (2**attempt as a float).
