@@ -8,12 +8,34 @@ This package never touches a network and never imports Pulumi or FastAPI, so
   and `manager_app`);
 * :mod:`mora_dsl.values` – evaluation of the manifest's symbolic values at deploy time;
 * :func:`format_source` – the canonical layout.
+
+The names below are imported on first use (PEP 562), so a consumer of
+:mod:`mora_dsl.values` or :mod:`mora_dsl.manifest` does not load the parser (lark)
+and the formatter, and ``mora check`` does not load the formatter.
 """
 
-from .api import CompileResult, compile_project
-from .diagnostics import Diagnostic, render, render_all
-from .formatter import format_source
-from .project import LoadedProject, ProjectPathError, load_project
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import CompileResult, compile_project
+    from .diagnostics import Diagnostic, render, render_all
+    from .formatter import format_source
+    from .project import LoadedProject, ProjectPathError, load_project
+
+_HOME = {
+    "CompileResult": "api",
+    "compile_project": "api",
+    "Diagnostic": "diagnostics",
+    "render": "diagnostics",
+    "render_all": "diagnostics",
+    "format_source": "formatter",
+    "LoadedProject": "project",
+    "ProjectPathError": "project",
+    "load_project": "project",
+}
 
 __all__ = [
     "CompileResult",
@@ -26,3 +48,16 @@ __all__ = [
     "render",
     "render_all",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
