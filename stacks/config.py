@@ -12,6 +12,7 @@ the engine.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -106,15 +107,20 @@ class StackConfig(BaseModel):
         return None if value is None else value.get_secret_value()
 
 
-def default_micromanager_image() -> str:
-    """``mora-micromanagers:<installed mora version>`` (``docker build -f Dockerfile.micromanagers``)."""
+@functools.lru_cache(maxsize=1)
+def mora_image_tag() -> str:
+    """The tag of mora's own images: the installed mora version, read once per process."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        tag = version("mora")
+        return version("mora")
     except PackageNotFoundError:  # a source tree that is not installed
-        tag = "latest"
-    return f"{DEFAULT_MICROMANAGER_IMAGE_REPOSITORY}:{tag}"
+        return "latest"
+
+
+def default_micromanager_image() -> str:
+    """``mora-micromanagers:<installed mora version>`` (``docker build -f Dockerfile.micromanagers``)."""
+    return f"{DEFAULT_MICROMANAGER_IMAGE_REPOSITORY}:{mora_image_tag()}"
 
 
 def micromanager_image(config: StackConfig) -> str:

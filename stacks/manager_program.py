@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .automation import Workspace
+from .config import mora_image_tag
 from .errors import ConfigError, DeploymentFailed, StackError
 from .naming import k8s_name
 
@@ -50,13 +51,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 def default_image() -> str:
     """``mora-manager:<installed mora version>``: the image `docker build -t` makes by default."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        tag = version("mora")
-    except PackageNotFoundError:  # a source tree that is not installed
-        tag = "latest"
-    return f"{DEFAULT_IMAGE_REPOSITORY}:{tag}"
+    return f"{DEFAULT_IMAGE_REPOSITORY}:{mora_image_tag()}"
 
 
 def manager_stack_name(stack: str) -> str:
