@@ -1007,9 +1007,10 @@ class MicromanagerHub(ManagerListener):
         while True:
             attempt += 1
             self.db.set_hook_status(service, hook, "running", attempts=attempt)
+            config = await asyncio.to_thread(self._pushed_config, service)
             status, result = await self._post(reg, c.HOOK_PATHS[hook], hook, c.HookCall(
                 service=service, call_id=str(uuid.uuid4()), answered=answered,
-                changed=changed or [], config=self._pushed_config(service)))
+                changed=changed or [], config=config))
             if isinstance(result, c.HookResult):
                 self.db.set_hook_status(service, hook, "ok", attempts=attempt,
                                         message=result.message, changes=result.changes)
@@ -1025,7 +1026,11 @@ class MicromanagerHub(ManagerListener):
             await asyncio.sleep(delay)
 
     def _pushed_config(self, service: str) -> c.ConfigResponse | None:
-        """The config sent along with a hook call (saves a round trip); ``None`` if unknown."""
+        """The config sent along with a hook call (saves a round trip); ``None`` if unknown.
+
+        Blocking (outside a dry run it reads the stack's outputs through the Pulumi CLI):
+        the async callers run it in a worker thread.
+        """
         try:
             return self.config_for(service)
         except Refused:
@@ -1161,7 +1166,7 @@ class MicromanagerHub(ManagerListener):
             raise Refused(404, "not_found", f"{reg.micromanager} offers no action {name!r}")
         hook = f"action:{name}"
         call = c.ActionCall(service=service, call_id=str(uuid.uuid4()), values=dict(values),
-                            config=self._pushed_config(service))
+                            config=await asyncio.to_thread(self._pushed_config, service))
         async with self._lock(service):
             status, result = await self._post(reg, c.PATH_HOOK_ACTION.format(name=name), hook, call)
         # The person sees the outcome at once, so it is not kept as the service's hook status

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -585,3 +586,31 @@ async def test_actions_are_forwarded_and_answered_with_the_sidecars_result(tmp_p
         refused = await client.post("/services/dir/tools/add_person",
                                     data={**form, "csrf_token": "forged"})
         assert refused.status_code == 403 and len(seen) == 3  # the forged form ran nothing
+
+
+async def test_the_config_pushed_with_a_call_is_read_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a dry run that config reads the stack's outputs (the Pulumi CLI): never on the loop."""
+    calls: list[tuple[str, c.HookCall]] = []
+    mm = recording_mm("ldap", calls)
+    mm.action("ping", title="Ping")(lambda ctx: None)
+    async with lab_manager(tmp_path) as (app, client, sidecars):
+        hub: MicromanagerHub = app.state.micromanagers
+        read_from: list[int] = []
+        config_for = hub.config_for
+
+        def recording(service: str, keys: list[str] | None = None) -> c.ConfigResponse:
+            read_from.append(threading.get_ident())
+            return config_for(service, keys)
+
+        monkeypatch.setattr(hub, "config_for", recording)
+        await plug(app, sidecars, mm, "dir")
+        await answer(client, "dir.admin_email", EMAIL)
+        await wait_hook(client, "dir", "after_start", "ok")
+        assert calls[0][1].config is not None
+        ran = await client.post("/api/v1/micromanagers/dir/actions/ping", headers=BEARER,
+                                json={"values": {}})
+        assert ran.status_code == 200, ran.text
+        assert len(read_from) == 2
+        assert threading.get_ident() not in read_from  # the test runs on the event loop's thread
