@@ -49,12 +49,17 @@ class Resolver:
         self.secrets = secrets
         #: Where the stack's objects live, so ``service:X.host`` points into this stack only.
         self.namespace = stack_namespace(manifest, config)
+        # Looked up for every reference: by name once, not a scan of the manifest per reference.
+        self._params = {p.name: p for p in manifest.params}
+        self._services = {s.name: s for s in manifest.services}
 
     # ------------------------------------------------------------------ public
 
     def value(self, value: Any) -> Any:
         """The value: plain Python when it can be, an ``Output`` (secret) otherwise."""
-        resolved = {(r.ref, r.attr): self._ref(r) for r in refs(value)}
+        found = list(refs(value))
+        secret = any(r.kind in SECRET_KINDS for r in found)
+        resolved = {(r.ref, r.attr): self._ref(r) for r in found}
         outputs = {k: v for k, v in resolved.items() if isinstance(v, pulumi.Output)}
 
         def compute(known: Mapping[tuple[str, str | None], Any]) -> Any:
@@ -65,12 +70,12 @@ class Resolver:
 
         if not outputs:
             result = compute(resolved)
-            return pulumi.Output.secret(result) if is_secret(value) else result
+            return pulumi.Output.secret(result) if secret else result
         keys = list(outputs)
         combined = pulumi.Output.all(*outputs.values()).apply(
             lambda vals: compute({**resolved, **dict(zip(keys, vals, strict=True))})
         )
-        return pulumi.Output.secret(combined) if is_secret(value) else combined
+        return pulumi.Output.secret(combined) if secret else combined
 
     def text(self, value: Any) -> Any:
         """The value as it reads in an environment variable or a file (``str`` or ``Output[str]``)."""
@@ -82,23 +87,23 @@ class Resolver:
     def param(self, name: str) -> Any:
         if name in self.config.params:
             return self.config.params[name]
-        for p in self.manifest.params:
-            if p.name == name:
-                if not p.has_default:
-                    raise ConfigError(f"param {name!r} has no value in this stack")
-                default = self.value(p.default)
-                if isinstance(default, pulumi.Output):
-                    raise ConfigError(f"the default of param {name!r} cannot use a secret")
-                return default
-        raise StackError(f"the manifest has no param {name!r}")
+        p = self._params.get(name)
+        if p is None:
+            raise StackError(f"the manifest has no param {name!r}")
+        if not p.has_default:
+            raise ConfigError(f"param {name!r} has no value in this stack")
+        default = self.value(p.default)
+        if isinstance(default, pulumi.Output):
+            raise ConfigError(f"the default of param {name!r} cannot use a secret")
+        return default
 
     def domain(self, why: str) -> str:
-        if not any(p.name == DOMAIN_PARAM for p in self.manifest.params):
+        if DOMAIN_PARAM not in self._params:
             raise StackError(f"{why} needs a `{DOMAIN_PARAM}` param, and the project has none")
         return to_text(self.param(DOMAIN_PARAM)).strip().strip(".")
 
     def public_host(self, service: str) -> str:
-        sub = self.manifest.service(service).subdomain
+        sub = self._services[service].subdomain
         if not sub:
             raise StackError(f"service {service!r} has no subdomain, so it has no public address")
         return f"{sub}.{self.domain(f'the public address of {service!r}')}"
@@ -107,7 +112,7 @@ class Resolver:
         return service_host(service, self.namespace, self.config.cluster_domain)
 
     def internal_url(self, service: str) -> str:
-        ports = self.manifest.service(service).ports
+        ports = self._services[service].ports
         if not ports:
             raise StackError(f"service {service!r} has no port, so it has no internal URL")
         return f"http://{self.host(service)}:{ports[0].port}"
@@ -132,7 +137,7 @@ class Resolver:
             raise ConfigError(f"input {path!r} is not answered yet")
         if kind == "service":
             service, _, attr = path.partition(".")
-            if service not in {s.name for s in self.manifest.services}:
+            if service not in self._services:
                 raise StackError(f"reference {ref.ref!r} names an unknown service")
             if attr.startswith("port."):
                 return self._port(service, attr[len("port."):])
@@ -148,7 +153,7 @@ class Resolver:
         raise StackError(f"unknown reference {ref.ref!r}")
 
     def _port(self, service: str, name: str) -> int:
-        for port in self.manifest.service(service).ports:
+        for port in self._services[service].ports:
             if port.name == name:
                 return port.port
         raise StackError(f"service {service!r} has no port {name!r}")
