@@ -27,7 +27,6 @@ import json
 import os
 import ssl
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import httpx
 
 from . import output, stack_store
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_TOOL_MISSING, UsageError
+from .stack_commands import project_namespace
 
 if TYPE_CHECKING:
     from mora_dsl.manifest import Manifest
@@ -131,24 +131,22 @@ def load_credentials(home: Path, project: str, stack: str) -> Credentials:
     return creds
 
 
+def credentials(home: Path, project: str, stack: str) -> Credentials:
+    """The kept credentials, with ``$MORA_API_TOKEN`` as the API token when it is set."""
+    creds = load_credentials(home, project, stack)
+    if os.environ.get(API_TOKEN_ENV):
+        creds.api_token = os.environ[API_TOKEN_ENV]
+    return creds
+
+
 def save_credentials(home: Path, project: str, stack: str, creds: Credentials) -> Path:
     """Write ``creds`` atomically, 0600 in 0700 folders (like the stack records)."""
-    path = credentials_path(home, project, stack)
-    stack_store._private_dir(path.parent)
     data = {k: v for k, v in {
         "url": creds.url, "namespaces": creds.namespaces or None, "api_token": creds.api_token,
         "admin_password": creds.admin_password, "ca_cert_pem": creds.ca_cert_pem,
     }.items() if v is not None}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return stack_store.write_private(credentials_path(home, project, stack),
+                                     json.dumps(data, indent=2, sort_keys=True))
 
 
 def credentials_from_outputs(url: str, outputs: dict[str, Any]) -> Credentials:
@@ -324,13 +322,6 @@ def manager_url(args: Any, record: stack_store.StackRecord) -> str:
     return f"https://mora.{record.domain}"
 
 
-def project_namespace(manifest: Manifest, record: stack_store.StackRecord) -> str:
-    """The namespace of the stack's objects: its own setting, else the project's."""
-    from stacks.naming import k8s_name
-
-    return str(record.settings.get("namespace") or k8s_name(manifest.project.namespace))
-
-
 def manager_config(manifest: Manifest, record: stack_store.StackRecord, args: Any,
                    extra_namespaces: tuple[str, ...] = ()) -> ManagerConfig:
     from stacks.manager_program import FORWARDED_SETTINGS, ManagerConfig
@@ -404,9 +395,7 @@ def run_up(args: Any, manifest: Manifest, record: stack_store.StackRecord,
 
     url = manager_url(args, record)
     project = record.project
-    creds = load_credentials(home, project, record.stack)
-    if os.environ.get(API_TOKEN_ENV):
-        creds.api_token = os.environ[API_TOKEN_ENV]
+    creds = credentials(home, project, record.stack)
     client = ManagerClient(url, creds)
     namespace = project_namespace(manifest, record)
     try:

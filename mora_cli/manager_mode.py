@@ -68,9 +68,7 @@ def client_for(record: stack_store.StackRecord, args: argparse.Namespace,
                home: Path) -> bootstrap.ManagerClient:
     """A client for the stack's manager, with the token from the credentials file or env."""
     url = bootstrap.manager_url(manager_options(record, args), record)
-    creds = bootstrap.load_credentials(home, record.project, record.stack)
-    if os.environ.get(bootstrap.API_TOKEN_ENV):
-        creds.api_token = os.environ[bootstrap.API_TOKEN_ENV]
+    creds = bootstrap.credentials(home, record.project, record.stack)
     if not creds.api_token:
         path = bootstrap.credentials_path(home, record.project, record.stack)
         raise bootstrap.ManagerRefused(
@@ -94,17 +92,12 @@ def guarded(run: Callable[[], int]) -> int:
         return EXIT_FAILED
 
 
-def _short_type(kind: str) -> str:
-    """``kubernetes:apps/v1:Deployment`` → ``Deployment`` (a dry run already says ``Deployment``)."""
-    return kind.rsplit(":", 1)[-1]
-
-
 # --------------------------------------------------------------------------- preview
 
 
 def preview(args: argparse.Namespace, manifest: Manifest, record: stack_store.StackRecord,
             home: Path) -> int:
-    from .progress import summary
+    from .progress import short_type, summary
 
     def run() -> int:
         client = client_for(record, args, home)
@@ -112,7 +105,7 @@ def preview(args: argparse.Namespace, manifest: Manifest, record: stack_store.St
                     f"manager at {client.url}")
         result = client.preview()
         for step in result.get("steps") or []:
-            output.info(f"  {step.get('operation')} {_short_type(str(step.get('type')))} "
+            output.info(f"  {step.get('operation')} {short_type(str(step.get('type')))} "
                         f"{step.get('name')}")
         how = " (dry run: the objects the manager would render)" if result.get("dry_run") else ""
         output.info(f"Preview done{how}: "
@@ -222,11 +215,7 @@ def ca(args: argparse.Namespace, record: stack_store.StackRecord, home: Path,
 def _admin_password(record: stack_store.StackRecord, home: Path) -> str | None:
     if os.environ.get(ADMIN_PASSWORD_ENV):
         return os.environ[ADMIN_PASSWORD_ENV]
-    try:
-        interactive = sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        interactive = False
-    if not interactive:
+    if not output.stdin_is_tty():
         return None
     path = bootstrap.credentials_path(home, record.project, record.stack)
     hint = f" (field admin_password of {path})" if path.is_file() else ""

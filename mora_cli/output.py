@@ -33,6 +33,14 @@ def use_color(mode: str, stream: TextIO | None = None) -> bool:
         return False
 
 
+def stdin_is_tty() -> bool:
+    """Whether a person can be asked on stdin (closed or replaced stdin: no)."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def out(text: str = "") -> None:
     """Write a result line to stdout."""
     sys.stdout.write(text + "\n")

@@ -404,6 +404,20 @@ def _stack_config(manifest: Manifest, params: dict[str, Any],
     )
 
 
+def _deployable_config(manifest: Manifest, record: stack_store.StackRecord,
+                       path: str) -> StackConfig:
+    """The record's config; params the project gained since `mora init` are misuse (exit 2)."""
+    from stacks.config import missing_params
+
+    config = _stack_config(manifest, record.params, record.settings)
+    missing = missing_params(manifest, config)
+    if missing:
+        raise UsageError(_missing_message(
+            manifest, missing, f"the project has new params; run `mora init {path} "
+            f"--stack {record.stack}` with"))
+    return config
+
+
 def _domain_of(manifest: Manifest, params: dict[str, Any]) -> str | None:
     for p in manifest.params:
         if p.type.name == "domain":
@@ -486,7 +500,7 @@ def run_init(args: argparse.Namespace) -> int:
     # only those without a value (a default counts: --set changes it).
     todo = [p for p in manifest.params if p.name not in params
             and (existing is None or not p.has_default)]
-    interactive = not args.yes and _stdin_is_tty()
+    interactive = not args.yes and output.stdin_is_tty()
     defaults: list[str] = []
     if interactive:
         if todo:
@@ -585,10 +599,14 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise UsageError(f"--micromanager-image {image!r}: an image reference has no spaces")
 
 
-def _namespace_of(manifest: Manifest, record: stack_store.StackRecord) -> str:
+def project_namespace(manifest: Manifest, record: stack_store.StackRecord) -> str:
+    """The namespace of the stack's objects: its own setting, else the project's.
+
+    :func:`stacks.config.stack_namespace` on the record, without building a ``StackConfig``.
+    """
     from stacks.naming import k8s_name
 
-    return record.settings.get("namespace") or k8s_name(manifest.project.namespace)
+    return str(record.settings.get("namespace") or k8s_name(manifest.project.namespace))
 
 
 def _note_shared_namespace(manifest: Manifest, record: stack_store.StackRecord,
@@ -599,10 +617,10 @@ def _note_shared_namespace(manifest: Manifest, record: stack_store.StackRecord,
     Only a note: with different kubeconfigs, or one kubeconfig pointed at different
     clusters over time, the same namespace is fine.
     """
-    namespace = _namespace_of(manifest, record)
+    namespace = project_namespace(manifest, record)
     others = [r.stack for r, _ in stack_store.all_records(_home(), record.project)
               if r.stack != record.stack and r.kubeconfig == record.kubeconfig
-              and _namespace_of(manifest, r) == namespace]
+              and project_namespace(manifest, r) == namespace]
     if others:
         output.info(
             f"note: stack {', '.join(others)} also uses namespace {namespace} with the same "
@@ -610,13 +628,6 @@ def _note_shared_namespace(manifest: Manifest, record: stack_store.StackRecord,
             f"`mora init {path} --stack {record.stack} --namespace "
             f"{record.project}-{record.stack}`"
         )
-
-
-def _stdin_is_tty() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _shown_path(path: Path) -> str:
@@ -765,15 +776,7 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
                                     kubeconfig=lambda: _kubeconfig(record, kubeconfig_path))
     require_pulumi()
     kubeconfig = _kubeconfig(record, kubeconfig_path)
-    config = _stack_config(manifest, record.params, record.settings)
-
-    from stacks.config import micromanager_note, missing_params
-
-    missing = missing_params(manifest, config)
-    if missing:
-        raise UsageError(_missing_message(
-            manifest, missing, f"the project has new params; run `mora init {args.path} "
-            f"--stack {stack}` with"))
+    config = _deployable_config(manifest, record, args.path)
     if operation == "destroy":
         volumes = ("volumes, their data and the namespace are deleted too"
                    if args.delete_volumes else "volumes and the namespace are kept")
@@ -783,9 +786,12 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
             output.info("nothing destroyed")
             return EXIT_FAILED
 
+    from stacks.config import micromanager_note
+
     from .progress import Display
 
     workspace = _workspace_factory(manifest, backend_url=record.backend, kubeconfig=kubeconfig)
+    note = None
     if operation in ("preview", "up"):
         _sync_pulumi(workspace, stack, config)
         note = micromanager_note(manifest, config)
@@ -806,7 +812,7 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
         if display.link:
             output.info(f"details in the Pulumi console: {display.link}")
         return EXIT_FAILED
-    _report(operation, manifest, config, result, display, args)
+    _report(operation, manifest, config, result, display, args, note)
     if operation == "up":
         record.mode = "local"
         stack_store.save(_home(), record)
@@ -848,19 +854,13 @@ def run_up_through_manager(args: argparse.Namespace) -> int:
     The Pulumi CLI is needed only when the manager has to be deployed first.
     """
     from stacks.automation import kubeconfig_path
-    from stacks.config import missing_params
 
     from . import bootstrap
 
     stack = _check_stack_name(args.stack)
     manifest = _manifest(args.path, args.color)
     record = _require_record(manifest, stack)
-    config = _stack_config(manifest, record.params, record.settings)
-    missing = missing_params(manifest, config)
-    if missing:
-        raise UsageError(_missing_message(
-            manifest, missing, f"the project has new params; run `mora init {args.path} "
-            f"--stack {stack}` with"))
+    config = _deployable_config(manifest, record, args.path)
     options = _remembered_manager_options(args, record)
     if args.manager_namespace:
         from stacks.naming import valid_namespace
@@ -896,7 +896,8 @@ def _kubeconfig(record: stack_store.StackRecord, default: Callable[[], Path]) ->
 
 
 def _report(operation: str, manifest: Manifest, config: StackConfig, result: Result,
-            display: Display, args: argparse.Namespace) -> None:
+            display: Display, args: argparse.Namespace, note: str | None) -> None:
+    """The outcome of an engine operation; ``note`` is the micromanager note printed before it."""
     from .progress import summary, url_table
 
     word = {"preview": "Preview", "up": "Update", "destroy": "Destroy"}[operation]
@@ -916,10 +917,8 @@ def _report(operation: str, manifest: Manifest, config: StackConfig, result: Res
     if operation == "up" and isinstance(deployed, list):
         waiting = sorted({s.name for s in manifest.services} - set(deployed))
         if waiting:
-            from stacks.config import micromanager_note
-
             # The micromanager note (printed before the update) already says it.
-            why = "" if micromanager_note(manifest, config) else (
+            why = "" if note else (
                 "; services that wait for inputs are not deployed in --local mode; use the "
                 "manager (`mora up` without --local) for the wizard")
             output.info(f"Not deployed yet (they wait for inputs): {', '.join(waiting)}{why}")

@@ -158,23 +158,27 @@ def now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def save(home: Path, record: StackRecord) -> Path:
-    """Write ``record`` atomically (0600); sets ``created``/``updated``."""
-    path = record_path(home, record.project, record.stack)
-    _private_dir(stacks_root(home))
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, mode 0600, its folder (and missing parents) 0700."""
     _private_dir(path.parent)
-    record.updated = now()
-    record.created = record.created or record.updated
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(record.to_json())
+            f.write(text)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save(home: Path, record: StackRecord) -> Path:
+    """Write ``record`` atomically (0600); sets ``created``/``updated``."""
+    _private_dir(stacks_root(home))
+    record.updated = now()
+    record.created = record.created or record.updated
+    return write_private(record_path(home, record.project, record.stack), record.to_json())
 
 
 def load(home: Path, project: str, stack: str) -> StackRecord | None:
