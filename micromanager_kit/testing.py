@@ -15,6 +15,8 @@ again ("a manager restart") without losing what was stored.
     async with Harness(ldap.mm, manifest, "lldap", values={...}) as h:
         result = await h.hook("after_start")
         await h.action("add_person", {"uid": "ada", ...})
+
+:func:`hook_context` builds the context of a hook called directly, without HTTP.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mora_dsl.validate import InvalidValue, parse_value
 
 from . import contract as c
 from .client import ManagerClient
+from .context import HookContext, ServiceConfig
 from .micromanager import Micromanager
 
 
@@ -200,6 +203,12 @@ class StandInManager:
             return c.InputRequestsAccepted(inputs=statuses)
 
         return app
+
+
+def hook_context(micromanager: str, config: c.ConfigResponse, *, hook: str = "after_start") -> HookContext:
+    """The :class:`HookContext` the sidecar would build over ``config``, to call a hook directly."""
+    return HookContext(micromanager=micromanager, hook=hook,
+                       call=c.HookCall(service=config.service), config=ServiceConfig(config))
 
 
 class HookFailed(Exception):

@@ -24,10 +24,10 @@ import respx
 
 from micromanager_kit.builtins import arr
 from micromanager_kit.builtins.arr_api import ArrError, Provider, qbittorrent_download_client
-from micromanager_kit.context import HookContext, ServiceConfig
-from micromanager_kit.contract import ConfigResponse, HookCall, HookResult
+from micromanager_kit.context import HookContext
+from micromanager_kit.contract import ConfigResponse, HookResult
 from micromanager_kit.errors import HookError, NotReady
-from micromanager_kit.testing import Harness, HookFailed
+from micromanager_kit.testing import Harness, HookFailed, hook_context
 from mora_dsl import compile_project
 from mora_dsl.manifest import Manifest
 
@@ -288,12 +288,7 @@ def make_ctx(
         if environment is not None
         else {f"{kind.upper()}__AUTH__APIKEY": KEYS.get(kind, ""), "TZ": "Etc/UTC"},
     )
-    return HookContext(
-        micromanager="arr",
-        hook="after_start",
-        call=HookCall(service=service),
-        config=ServiceConfig(response),
-    )
+    return hook_context("arr", response)
 
 
 def run(ctx: HookContext) -> str:

@@ -23,10 +23,10 @@ import pytest
 import respx
 
 from micromanager_kit.builtins import jellyfin
-from micromanager_kit.context import HookContext, ServiceConfig
-from micromanager_kit.contract import ConfigResponse, HookCall, HookResult
+from micromanager_kit.context import HookContext
+from micromanager_kit.contract import ConfigResponse, HookResult
 from micromanager_kit.errors import HookError, NotReady
-from micromanager_kit.testing import Harness, HookFailed, StandInManager
+from micromanager_kit.testing import Harness, HookFailed, StandInManager, hook_context
 from mora_dsl import compile_project
 from mora_dsl.manifest import Manifest
 
@@ -230,12 +230,7 @@ def make_ctx(
         missing=missing or [],
         ports={"http": 8096},
     )
-    return HookContext(
-        micromanager="jellyfin",
-        hook="after_start",
-        call=HookCall(service=service),
-        config=ServiceConfig(response),
-    )
+    return hook_context("jellyfin", response)
 
 
 @pytest.fixture

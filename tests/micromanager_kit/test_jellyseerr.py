@@ -25,10 +25,10 @@ import pytest
 import respx
 
 from micromanager_kit.builtins import jellyseerr
-from micromanager_kit.context import HookContext, ServiceConfig
-from micromanager_kit.contract import ConfigResponse, HookCall, HookResult
+from micromanager_kit.context import HookContext
+from micromanager_kit.contract import ConfigResponse, HookResult
 from micromanager_kit.errors import HookError, NotReady
-from micromanager_kit.testing import Harness, StandInManager
+from micromanager_kit.testing import Harness, StandInManager, hook_context
 from mora_dsl import compile_project
 from mora_dsl.manifest import Manifest
 
@@ -240,12 +240,7 @@ def make_ctx(
         missing=missing or [],
         ports={"http": 5055},
     )
-    return HookContext(
-        micromanager="jellyseerr",
-        hook="after_start",
-        call=HookCall(service="jellyseerr"),
-        config=ServiceConfig(response),
-    )
+    return hook_context("jellyseerr", response)
 
 
 @pytest.fixture

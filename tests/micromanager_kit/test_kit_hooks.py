@@ -10,7 +10,7 @@ import pytest
 
 from micromanager_kit import Field, HookContext, HookError, Micromanager, NotReady
 from micromanager_kit import contract as c
-from micromanager_kit.testing import Harness, HookFailed
+from micromanager_kit.testing import Harness, HookFailed, hook_context
 
 SECRET = "jellyfin-api-key-0123456789abcdef"
 PASSWORD = "ldap-admin-password-xyz"
@@ -228,10 +228,7 @@ def test_context_lookups():
         "input:lldap.admin_email": "a@b.example", "service:lldap.host": "lldap.media.svc",
     }, secret_keys=["secret:lldap.jwt_secret", "secret:ldap_admin_password"],
         missing=["param:domain"], ports={"ldap": 3890})
-    from micromanager_kit.context import ServiceConfig
-
-    ctx = HookContext(micromanager="ldap", hook="after_start", call=c.HookCall(service="lldap"),
-                      config=ServiceConfig(config))
+    ctx = hook_context("ldap", config)
     assert ctx.secret("jwt_secret") == "own-secret"
     assert ctx.secret("ldap_admin_password") == "project-secret"
     assert ctx.secret("secret:lldap.jwt_secret") == "own-secret"

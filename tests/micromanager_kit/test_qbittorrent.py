@@ -18,7 +18,7 @@ import pytest
 from kit_peers import DOMAIN, ROOT, QBittorrent
 
 from micromanager_kit.builtins import qbittorrent as qbt_mm
-from micromanager_kit.testing import Harness, HookFailed
+from micromanager_kit.testing import Harness, HookFailed, hook_context
 from mora_dsl import compile_project
 from mora_dsl.manifest import Manifest
 
@@ -139,12 +139,10 @@ def test_health_does_not_log_in(manifest, qbittorrent):
 
 def test_missing_secret_says_what_to_declare(media_manifest, tmp_path: Path):
     # the unpatched example: qbittorrent has no micromanager; call the hook directly
-    from micromanager_kit.context import HookContext, ServiceConfig
-    from micromanager_kit.contract import HookCall, scoped_config
+    from micromanager_kit.contract import scoped_config
 
-    config = ServiceConfig(scoped_config(media_manifest, "qbittorrent", {"param:domain": DOMAIN}))
-    ctx = HookContext(micromanager="qbittorrent", hook="after_start",
-                      call=HookCall(service="qbittorrent"), config=config)
+    ctx = hook_context("qbittorrent",
+                       scoped_config(media_manifest, "qbittorrent", {"param:domain": DOMAIN}))
     with pytest.raises(qbt_mm.NotReady) as missing:
         qbt_mm.bootstrap(ctx)
     assert "webui_password" in (missing.value.hint or "")
