@@ -164,30 +164,34 @@ class ServiceComponent(pulumi.ComponentResource):
         k8s.networking.v1.Ingress(
             name,
             metadata=self._metadata(name, annotations),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name=ctx.config.ingress_class,
-                tls=[k8s.networking.v1.IngressTLSArgs(hosts=[host], secret_name=tls_secret)],
-                rules=[
-                    k8s.networking.v1.IngressRuleArgs(
-                        host=host,
-                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                            paths=[
-                                k8s.networking.v1.HTTPIngressPathArgs(
-                                    path="/",
-                                    path_type="Prefix",
-                                    backend=k8s.networking.v1.IngressBackendArgs(
-                                        service=k8s.networking.v1.IngressServiceBackendArgs(
-                                            name=name,
-                                            port=k8s.networking.v1.ServiceBackendPortArgs(
-                                                name=port_name(port)
-                                            ),
-                                        )
-                                    ),
-                                )
-                            ]
-                        ),
-                    )
-                ],
-            ),
+            spec=ingress_spec(host, name, port_name(port), tls_secret, ctx.config.ingress_class),
             opts=opts,
         )
+
+
+def ingress_spec(
+    host: str, service: str, port: str, tls_secret: str, ingress_class: str | None
+) -> k8s.networking.v1.IngressSpecArgs:
+    """All of ``host`` over TLS (``tls_secret``) to the port named ``port`` of Service ``service``.
+
+    The services' ingresses and the manager's (:mod:`stacks.manager`) share it.
+    """
+    return k8s.networking.v1.IngressSpecArgs(
+        ingress_class_name=ingress_class,
+        tls=[k8s.networking.v1.IngressTLSArgs(hosts=[host], secret_name=tls_secret)],
+        rules=[k8s.networking.v1.IngressRuleArgs(
+            host=host,
+            http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[
+                k8s.networking.v1.HTTPIngressPathArgs(
+                    path="/",
+                    path_type="Prefix",
+                    backend=k8s.networking.v1.IngressBackendArgs(
+                        service=k8s.networking.v1.IngressServiceBackendArgs(
+                            name=service,
+                            port=k8s.networking.v1.ServiceBackendPortArgs(name=port),
+                        )
+                    ),
+                )
+            ]),
+        )],
+    )

@@ -39,6 +39,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
+from .components import ingress_spec
 from .manager_program import ManagerConfig
 from .naming import MANAGED_BY, MANAGER_PORT, MANAGER_SERVICE, manager_url
 from .secrets import GeneratedSecret, issue_certificate
@@ -358,25 +359,7 @@ class ManagerComponent(pulumi.ComponentResource):
         k8s.networking.v1.Ingress(
             NAME,
             metadata=self._meta(NAME, annotations=annotations),
-            spec=k8s.networking.v1.IngressSpecArgs(
-                ingress_class_name=config.ingress_class,
-                tls=[k8s.networking.v1.IngressTLSArgs(hosts=[host], secret_name=TLS_SECRET)],
-                rules=[k8s.networking.v1.IngressRuleArgs(
-                    host=host,
-                    http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=[
-                        k8s.networking.v1.HTTPIngressPathArgs(
-                            path="/",
-                            path_type="Prefix",
-                            backend=k8s.networking.v1.IngressBackendArgs(
-                                service=k8s.networking.v1.IngressServiceBackendArgs(
-                                    name=NAME,
-                                    port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
-                                )
-                            ),
-                        )
-                    ]),
-                )],
-            ),
+            spec=ingress_spec(host, NAME, "http", TLS_SECRET, config.ingress_class),
             opts=opts,
         )
 
