@@ -232,12 +232,7 @@ def manifest_problems(manifest: Manifest) -> list[str]:
     from stacks.config import service_values
 
     names = {s.name for s in manifest.services}
-    defined = {
-        "param": {p.name for p in manifest.params},
-        "secret": {s.id for s in manifest.secrets},
-        "volume": {v.id for v in manifest.volumes},
-        "input": {i.id for i in manifest.inputs},
-    }
+    defined = planner.defined_ids(manifest)
     problems: list[str] = []
 
     def need(kind: str, ident: str, where: str) -> None:

@@ -142,17 +142,14 @@ def waves(manifest: Manifest) -> list[list[str]]:
 def required_inputs(manifest: Manifest, service: Service) -> list[str]:
     """The inputs that must be answered before ``service`` can be deployed, manifest order.
 
-    Inputs whose ``used_by`` names it, plus its own ``before_deploy`` inputs;
-    optional inputs never block. An ``after_start`` input of its own does not
-    block it: the human needs the service running to answer.
+    Exactly :func:`stacks.config.required_inputs` (which the stack checks the deploy
+    set against, so a service the plan calls ``ready`` always deploys): inputs its
+    objects use plus its own ``before_deploy`` inputs; optional ones never block.
     """
-    out = []
-    for i in manifest.inputs:
-        if i.optional:
-            continue
-        if service.name in i.used_by or (i.service == service.name and i.when == "before_deploy"):
-            out.append(i.id)
-    return out
+    from stacks.config import required_inputs as stack_required
+
+    needed = stack_required(manifest, service)
+    return [i.id for i in manifest.inputs if i.id in needed]
 
 
 # --------------------------------------------------------------------------- plan
@@ -359,6 +356,16 @@ def diff(old: Manifest | None, new: Manifest) -> Changes:
 # --------------------------------------------------------------------------- the manifest to deploy
 
 
+def defined_ids(manifest: Manifest) -> dict[str, set[str]]:
+    """What ``manifest`` defines, by reference kind: params by name, the rest by id."""
+    return {
+        "param": {p.name for p in manifest.params},
+        "secret": {s.id for s in manifest.secrets},
+        "volume": {v.id for v in manifest.volumes},
+        "input": {i.id for i in manifest.inputs},
+    }
+
+
 def effective_manifest(new: Manifest, previous: Manifest | None, keep: Collection[str]) -> Manifest:
     """``new`` with the services in ``keep`` as ``previous`` defined them.
 
@@ -370,6 +377,8 @@ def effective_manifest(new: Manifest, previous: Manifest | None, keep: Collectio
     reference (params, secrets, volumes, inputs) is brought along when ``new``
     lacks it.
     """
+    from stacks.config import service_values
+
     if previous is None:
         return new
     old_names = {s.name for s in previous.services}
@@ -378,12 +387,7 @@ def effective_manifest(new: Manifest, previous: Manifest | None, keep: Collectio
         return new
     data = new.model_dump(mode="python")
     new_names = {s.name for s in new.services}
-    have = {
-        "param": {p.name for p in new.params},
-        "secret": {s.id for s in new.secrets},
-        "volume": {v.id for v in new.volumes},
-        "input": {i.id for i in new.inputs},
-    }
+    have = defined_ids(new)
 
     def bring(kind: str, ident: str) -> None:
         if ident in have[kind]:
@@ -420,7 +424,7 @@ def effective_manifest(new: Manifest, previous: Manifest | None, keep: Collectio
             data["services"] = [dumped if s["name"] == name else s for s in data["services"]]
         else:
             data["services"].append(dumped)
-        for value in _service_values(old):
+        for value in service_values(previous, old):
             bring_refs(value)
         for sid in old.secrets:
             bring("secret", sid)
@@ -436,11 +440,3 @@ def effective_manifest(new: Manifest, previous: Manifest | None, keep: Collectio
         update={"graph": merged.graph.model_copy(update={"waves": waves(merged)})}
     )
 
-
-def _service_values(service: Service) -> Iterable[Any]:
-    yield service.image
-    yield from service.command or []
-    yield from service.args or []
-    yield from service.environment.values()
-    for file in service.files:
-        yield file.content
