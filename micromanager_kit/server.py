@@ -32,7 +32,7 @@ from mora_dsl.validate import InvalidValue, parse_value
 
 from . import contract as c
 from .context import HookContext, ServiceConfig
-from .errors import HookError, ManagerError, NotReady, describe
+from .errors import HookError, ManagerError, NotReady, describe, scrub
 
 if TYPE_CHECKING:
     from .client import ManagerClient
@@ -220,10 +220,11 @@ def parse_action_values(spec: c.ActionSpec, raw: dict[str, Any]) -> tuple[dict[s
         if field.type.name == "string" and isinstance(value, str):
             values[name] = value
             continue
+        text = value if isinstance(value, str) else to_text(value)
         try:
-            values[name] = parse_value(field.type, value if isinstance(value, str) else to_text(value))
-        except InvalidValue as err:
-            problems[name] = str(err)
+            values[name] = parse_value(field.type, text)
+        except InvalidValue as err:  # its message quotes the text ('"x" is not a whole number')
+            problems[name] = scrub(str(err), [text])
     return values, problems
 
 
