@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .syntax import Span, TemplateFile
 
 SERVICE_MEMBERS = ("url", "internal_url", "host", "public_host", "port", "name", "subdomain")
+# the members that are addresses, known only when deploying: their types
+_ADDRESS_TYPES = {"url": t.URL, "internal_url": t.URL, "host": t.DOMAIN, "public_host": t.DOMAIN}
 
 
 class ExpressionMixin:
@@ -191,7 +193,7 @@ class ExpressionMixin:
     def _secret_ref(self, secret_id: str, attr: str | None = None) -> TV:
         kind = self.secret_kind(secret_id)
         return TV(ref("secret", secret_id, attr), t.SECRET, secret=True, secret_kind=kind,
-                  secret_id=secret_id, error=kind is None and False)
+                  secret_id=secret_id)
 
     def _input_ref(self, svc: ServiceDecl, name: str, span: Span) -> TV:
         itype = self.input_type(svc, name)
@@ -245,26 +247,14 @@ class ExpressionMixin:
         svc = self.services[name]
         m = e.name
         out: TV
-        if m in ("url", "public_host"):
-            if svc.subdomain is None:
-                self.diags.error(
-                    "E309",
-                    f"`{name}` has no subdomain, so it has no `.{m}`",
-                    e.span,
-                    help=f"use `{name}.internal_url`, or give `{name}` a `subdomain`",
-                )
-                return error_tv()
-            out = TV(ref("service", f"{name}.{m}"), t.URL if m == "url" else t.DOMAIN)
-        elif m in ("internal_url", "host"):
+        if m in _ADDRESS_TYPES:
+            if m in ("url", "public_host") and svc.subdomain is None:
+                return self._no_address(e, name, "subdomain", f"use `{name}.internal_url`, "
+                                        f"or give `{name}` a `subdomain`")
             if m == "internal_url" and not svc.ports:
-                self.diags.error(
-                    "E309",
-                    f"`{name}` has no port, so it has no `.internal_url`",
-                    e.span,
-                    help=f"declare one: `port http = 8080` in `{name}`",
-                )
-                return error_tv()
-            out = TV(ref("service", f"{name}.{m}"), t.URL if m == "internal_url" else t.DOMAIN)
+                return self._no_address(e, name, "port",
+                                        f"declare one: `port http = 8080` in `{name}`")
+            out = TV(ref("service", f"{name}.{m}"), _ADDRESS_TYPES[m])
         elif m == "name":
             out = TV(name, t.STRING)
         elif m == "subdomain":
@@ -287,6 +277,12 @@ class ExpressionMixin:
         out.absorb(base)
         return out
 
+    def _no_address(self, e: ast.Member, name: str, missing: str, hint: str) -> TV:
+        """E309: ``svc.url`` of a service without a subdomain, ``.internal_url`` without a port."""
+        self.diags.error("E309", f"`{name}` has no {missing}, so it has no `.{e.name}`", e.span,
+                         help=hint)
+        return error_tv()
+
     # ------------------------------------------------------------------ collections
     def _list(self, e: ast.ListExpr, scope: Scope) -> TV:
         out = TV(None, t.list_of(t.ANY))
@@ -296,11 +292,7 @@ class ExpressionMixin:
             tv = self.expr(item, scope)
             out.absorb(tv)
             items.append(tv.value)
-            if not tv.error and tv.type.name not in ("any", "null"):
-                if item_type is None:
-                    item_type = tv.type
-                elif not t.fits(tv.type, item_type):
-                    item_type = t.ANY
+            item_type = _item_type(item_type, tv)
         if out.error:
             return TV(None, t.ANY, out.secret, True, deps=out.deps, inputs=out.inputs)
         out.type = t.list_of(item_type or t.ANY)
@@ -325,11 +317,7 @@ class ExpressionMixin:
                 self.diags.error("E102", f"key `{key}` is given twice", entry.key_span)
                 continue
             entries[key] = tv.value
-            if not tv.error and tv.type.name not in ("any", "null"):
-                if item_type is None:
-                    item_type = tv.type
-                elif not t.fits(tv.type, item_type):
-                    item_type = t.ANY
+            item_type = _item_type(item_type, tv)
         if out.error:
             return TV(None, t.ANY, out.secret, True, deps=out.deps, inputs=out.inputs)
         out.type = t.map_of(item_type or t.ANY)
@@ -592,19 +580,21 @@ class ExpressionMixin:
         return True
 
 
+def _item_type(so_far: t.Type | None, tv: TV) -> t.Type | None:
+    """The item type of a list or map literal after one more item: ``any`` once they differ."""
+    if tv.error or tv.type.name in ("any", "null"):
+        return so_far
+    if so_far is None:
+        return tv.type
+    return so_far if t.fits(tv.type, so_far) else t.ANY
+
+
 def _shape_errors(expected: t.Type, value: Any) -> str | None:
-    if expected.name == "list" and isinstance(value, list) and expected.item:
-        for v in value:
-            r = _shape_errors(expected.item, v)
-            if r:
-                return r
-        return None
-    if expected.name == "map" and isinstance(value, dict) and expected.item:
-        for v in value.values():
-            r = _shape_errors(expected.item, v)
-            if r:
-                return r
-        return None
+    item = expected.item
+    if expected.name == "list" and isinstance(value, list) and item:
+        return next((r for v in value if (r := _shape_errors(item, v))), None)
+    if expected.name == "map" and isinstance(value, dict) and item:
+        return next((r for v in value.values() if (r := _shape_errors(item, v))), None)
     return t.shape_error(expected, value)
 
 
@@ -620,23 +610,7 @@ def _type_help(tv: TV, expected: t.Type) -> str | None:
 
 
 def _sig_help(sig: Signature) -> str:
-    parts = []
-    for p in sig.params:
-        if p.default is REQUIRED:
-            parts.append(f"{p.name}: {p.type}")
-        else:
-            parts.append(f"{p.name}: {p.type} = {_show(p.default)}")
-    return f"`{sig.name}({', '.join(parts)})`"
-
-
-def _show(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    return str(v)
+    return f"`{sig}`"
 
 
 __all__ = ["GENERATORS", "ExpressionMixin"]

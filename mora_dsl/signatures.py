@@ -30,6 +30,26 @@ class Signature:
     summary: str
     generator: bool = False  # creates a secret: only valid as a `secret` declaration's value
 
+    def __str__(self) -> str:
+        """How the call is written in help texts and the reference: ``name(p: type = default)``."""
+        params = [
+            f"{p.name}: {p.type}" if p.default is REQUIRED
+            else f"{p.name}: {p.type} = {_literal(p.default)}"
+            for p in self.params
+        ]
+        return f"{self.name}({', '.join(params)})"
+
+
+def _literal(v: object) -> str:
+    """A default value as a program writes it."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
 
 _ALGORITHM = t.one_of("RSA", "ECDSA", "ED25519")
 

@@ -48,7 +48,7 @@ from mora_dsl import compile_project
 from mora_dsl.codes import CODES, explain
 from mora_dsl.expressions import SERVICE_MEMBERS
 from mora_dsl.services import HEALTH_KEYS, RESOURCE_KEYS, SERVICE_ATTRS
-from mora_dsl.signatures import REQUIRED, SECRET_MEMBERS, SIGNATURES, Signature
+from mora_dsl.signatures import SECRET_MEMBERS, SIGNATURES, Signature
 from mora_dsl.types import TYPE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,24 +89,9 @@ def doc_text() -> str:
     return DOC.read_text(encoding="utf-8")
 
 
-def show_default(v: object) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return f'"{v}"'
-    return str(v)
-
-
 def signature_text(sig: Signature) -> str:
-    """How the page writes a function: `name(param: type = default, ...)`."""
-    params = []
-    for p in sig.params:
-        typ = str(p.type)
-        params.append(f"{p.name}: {typ}" if p.default is REQUIRED
-                      else f"{p.name}: {typ} = {show_default(p.default)}")
-    return f"`{sig.name}({', '.join(params)})`"
+    """How the page writes a function: `name(param: type = default, ...)`, as help texts do."""
+    return f"`{sig}`"
 
 
 @pytest.mark.parametrize("name", sorted(SIGNATURES))

@@ -176,6 +176,12 @@ CASES = [
     Case("E309", P + 'service db {\n  image = "pg"\n  port pg = 5432\n}\n'
          'service web {\n  image = "x"\n  environment = { URL = db.url }\n}\n',
          ["main.mora:8:25: E309: `db` has no subdomain, so it has no `.url`"]),
+    Case("E309-public-host", P + 'service db {\n  image = "pg"\n}\n'
+         'service web {\n  image = "x"\n  environment = { H = db.public_host }\n}\n',
+         ["main.mora:7:23: E309: `db` has no subdomain, so it has no `.public_host`"]),
+    Case("E309-internal-url", P + 'service db {\n  image = "pg"\n}\n'
+         'service web {\n  image = "x"\n  environment = { U = db.internal_url }\n}\n',
+         ["main.mora:7:23: E309: `db` has no port, so it has no `.internal_url`"]),
     Case("E309-no-port", P + 'service web {\n  image = "x"\n  subdomain = "web"\n}\n',
          ["main.mora:4:3: E309: service `web` has a subdomain but no public port to route it to"]),
     # ------------------------------------------------------------ E4xx: the graph
