@@ -729,15 +729,11 @@ class MicromanagerHub(ManagerListener):
     def known_values(self, manifest: Manifest, service: str) -> dict[str, JsonValue]:
         """Every value the manager knows that ``service`` may read, by ref key."""
         params = self.manager.params()
-        known: dict[str, JsonValue] = {}
-        for p in manifest.params:
-            if p.name in params:
-                known[f"param:{p.name}"] = params[p.name]
-            elif p.has_default:
+        for p in manifest.params:  # unset: its default, as the stack's resolver takes it
+            if p.name not in params and p.has_default:
                 with contextlib.suppress(KeyError, EvaluationError):
-                    known[f"param:{p.name}"] = evaluate(p.default, _unknown)
-        for name, value in params.items():
-            known.setdefault(f"param:{name}", value)
+                    params[p.name] = evaluate(p.default, _unknown)
+        known: dict[str, JsonValue] = {f"param:{name}": value for name, value in params.items()}
         specs = {i.id: i for i in manifest.inputs}
         for input_id, text in self.manager.store.answers().items():
             known[f"input:{input_id}"] = _typed(specs.get(input_id), text)

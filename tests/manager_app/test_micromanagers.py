@@ -614,3 +614,24 @@ async def test_the_config_pushed_with_a_call_is_read_off_the_event_loop(
         assert ran.status_code == 200, ran.text
         assert len(read_from) == 2
         assert threading.get_ident() not in read_from  # the test runs on the event loop's thread
+
+
+async def test_service_addresses_for_a_sidecar_use_the_domain_params_default(
+    tmp_path: Path,
+) -> None:
+    """No ``domain`` was set: its default makes the public addresses, as the stack's resolver does."""
+    manifest = lab()
+    domain = manifest.params[0].model_copy(update={"default": "lab.example.org",
+                                                   "has_default": True})
+    manifest = manifest.model_copy(update={
+        "params": [domain],
+        "services": [s.model_copy(update={"subdomain": "ldap"}) if s.name == "dir" else s
+                     for s in manifest.services]})
+    async with running(make_settings(tmp_path, params={})) as (app, _):
+        app.state.manager.receive_manifest(manifest, {})
+        await app.state.runner.wait_idle()
+        hub: MicromanagerHub = app.state.micromanagers
+        known = hub.known_values(app.state.manager.manifest(), "dir")
+        assert known["param:domain"] == "lab.example.org"
+        assert known["service:dir.public_host"] == "ldap.lab.example.org"
+        assert known["service:dir.url"] == "https://ldap.lab.example.org"
