@@ -26,8 +26,8 @@ from fastapi import HTTPException, Request, Response, status
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .credentials import ADMIN_PASSWORD, API_TOKEN
-from .crypto import verify_password, verify_token
+from .credentials import API_TOKEN, admin_password_ok
+from .crypto import verify_token
 from .settings import Settings
 from .store import Store
 
@@ -96,8 +96,7 @@ class Auth:
                 "too many failed logins; wait a minute and try again",
                 headers={"Retry-After": str(wait)},
             )
-        stored = self.store.credential(ADMIN_PASSWORD)
-        if stored is None or not verify_password(password, stored):
+        if not admin_password_ok(self.store, password):
             self.limiter.failed(client)
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong password")
         self.limiter.succeeded(client)
@@ -180,15 +179,9 @@ async def require_auth_csrf(request: Request) -> Principal:
     dependency is larger than both checks together.
     """
     principal = await require_auth(request)
-    await verify_csrf_unsafe(request)
+    if principal == "admin":  # a bearer token is not cookie-borne (verify_csrf skips it too)
+        await verify_csrf_unsafe(request)
     return principal
-
-
-async def require_admin(request: Request) -> Principal:
-    """Dependency for browser-only actions: a logged-in admin session (not the token)."""
-    if get_auth(request).session_csrf(request) is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first")
-    return "admin"
 
 
 # --------------------------------------------------------------------------- CSRF
@@ -241,16 +234,6 @@ async def verify_csrf_unsafe(request: Request) -> None:
     """Dependency for a whole router: :func:`verify_csrf` on every state-changing method."""
     if request.method not in SAFE_METHODS:
         await verify_csrf(request)
-
-
-def set_csrf_cookie(request: Request, response: Response, settings: Settings) -> None:
-    """Set the double-submit cookie if :func:`csrf_token` minted one for this request."""
-    token = getattr(request.state, "new_csrf_cookie", None)
-    if token:
-        response.set_cookie(
-            CSRF_COOKIE, token, httponly=True, samesite="lax",
-            secure=settings.secure_cookies, path="/",
-        )
 
 
 class CsrfCookieMiddleware:

@@ -382,7 +382,6 @@ class StackSecrets:
         from .deployers import AutomationDeployer
 
         self.stack = stack
-        self.home = home
         self.deployer = AutomationDeployer(stack, home=home, stack_settings=stack_settings)
 
     def reveal(self, manifest: Manifest, secret: Secret) -> SecretValue:

@@ -43,10 +43,9 @@ from .cluster import (
     make_generated_secrets,
     secret_users,
 )
-from .credentials import ADMIN_PASSWORD
-from .crypto import verify_password
+from .credentials import admin_password_ok
 from .planner import Changes, Plan
-from .settings import Settings
+from .settings import Settings, applied_stack_settings
 from .store import ManifestRecord, Store, UpdateRecord
 
 if TYPE_CHECKING:
@@ -58,12 +57,7 @@ log = logging.getLogger("mora.manager")
 def stack_settings(settings: Settings) -> dict[str, Any]:
     """The settings' stack settings (``MORA_STACK_SETTINGS``, from `mora up`) that a
     :class:`~stacks.config.StackConfig` takes: those the Automation deployer applies."""
-    from .deployers import AutomationDeployer
-
-    return {
-        k: v for k, v in settings.stack_settings.items()
-        if k in AutomationDeployer.SETTINGS and v is not None
-    }
+    return applied_stack_settings(settings.stack_settings)
 
 
 def base_config(settings: Settings) -> StackConfig:
@@ -519,8 +513,7 @@ class Manager:
         ]
 
     def check_admin_password(self, password: str) -> bool:
-        stored = self.store.credential(ADMIN_PASSWORD)
-        return stored is not None and bool(password) and verify_password(password, stored)
+        return admin_password_ok(self.store, password)
 
     def reveal_secret(self, secret_id: str, password: str) -> SecretValue:
         """A generated secret's value, only with the admin password entered again.

@@ -9,7 +9,10 @@ the stored hash is kept and nothing is printed again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from pydantic import SecretStr
 
 from .crypto import generate_token, hash_password, hash_token, verify_password, verify_token
 from .settings import Settings
@@ -35,24 +38,37 @@ class Generated:
 
 def ensure_credentials(store: Store, settings: Settings) -> Generated:
     """Make the stored hashes match the settings; generate what is missing."""
-    generated_password = generated_token = None
+    return Generated(
+        admin_password=_ensure(store, ADMIN_PASSWORD, settings.admin_password, 12,
+                               hash_password, verify_password),
+        api_token=_ensure(store, API_TOKEN, settings.api_token, 32, hash_token, verify_token),
+    )
 
+
+def _ensure(
+    store: Store,
+    name: str,
+    given: SecretStr | None,
+    nbytes: int,
+    hash_: Callable[[str], str],
+    verify: Callable[[str, str], bool],
+) -> str | None:
+    """Store the hash of ``given`` when it differs; without it and nothing stored, generate
+    a value (``nbytes`` random bytes) and return it (the only time it is known)."""
+    stored = store.credential(name)
+    if given is not None:
+        value = given.get_secret_value()
+        if stored is None or not verify(value, stored):
+            store.set_credential(name, hash_(value))
+        return None
+    if stored is not None:
+        return None
+    generated = generate_token(nbytes)
+    store.set_credential(name, hash_(generated))
+    return generated
+
+
+def admin_password_ok(store: Store, password: str) -> bool:
+    """Whether ``password`` is the admin password (an empty one never is)."""
     stored = store.credential(ADMIN_PASSWORD)
-    if settings.admin_password is not None:
-        password = settings.admin_password.get_secret_value()
-        if stored is None or not verify_password(password, stored):
-            store.set_credential(ADMIN_PASSWORD, hash_password(password))
-    elif stored is None:
-        generated_password = generate_token(12)
-        store.set_credential(ADMIN_PASSWORD, hash_password(generated_password))
-
-    stored = store.credential(API_TOKEN)
-    if settings.api_token is not None:
-        token = settings.api_token.get_secret_value()
-        if stored is None or not verify_token(token, stored):
-            store.set_credential(API_TOKEN, hash_token(token))
-    elif stored is None:
-        generated_token = generate_token(32)
-        store.set_credential(API_TOKEN, hash_token(generated_token))
-
-    return Generated(generated_password, generated_token)
+    return stored is not None and bool(password) and verify_password(password, stored)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from mora_dsl.manifest import Manifest, Secret
 
 from .crypto import write_private
-from .settings import Settings
+from .settings import Settings, applied_stack_settings
 
 if TYPE_CHECKING:
     from stacks.config import StackConfig
@@ -399,9 +399,7 @@ class AutomationDeployer:
     ) -> None:
         self.stack = stack
         self.home = home
-        self.stack_settings = {
-            k: v for k, v in (stack_settings or {}).items() if k in self.SETTINGS and v is not None
-        }
+        self.stack_settings = applied_stack_settings(stack_settings or {})
         self.sidecars = sidecars
 
     def config(self, config: StackConfig, manifest: Manifest | None = None) -> StackConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,8 @@ class Settings(BaseModel):
         """Refuse a bad value at start (a bad namespace would fail every update)."""
         from stacks.config import StackConfig
 
-        from .deployers import AutomationDeployer
-
-        known = {k: v for k, v in value.items() if k in AutomationDeployer.SETTINGS and v is not None}
         try:
-            StackConfig.model_validate(known)
+            StackConfig.model_validate(applied_stack_settings(value))
         except ValueError as err:
             problems = "; ".join(str(e["msg"]) for e in getattr(err, "errors", lambda: [])())
             raise ValueError(f"invalid stack settings: {problems or err}") from None
@@ -115,6 +113,14 @@ class Settings(BaseModel):
         if values.get("data_dir") is None:
             values.pop("data_dir", None)
         return cls(**values)
+
+
+def applied_stack_settings(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack settings the manager applies to every update: those of
+    :data:`~manager_app.deployers.AutomationDeployer.SETTINGS` that have a value."""
+    from .deployers import AutomationDeployer
+
+    return {k: v for k, v in values.items() if k in AutomationDeployer.SETTINGS and v is not None}
 
 
 def sidecar_manager_url(settings: Settings) -> str:
