@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from manager_helpers import BEARER, PASSWORD, make_settings, running
+from manager_helpers import BEARER, make_settings, running
 from test_micromanagers import (
     EMAIL,
     Sidecars,
@@ -26,6 +26,7 @@ from test_micromanagers import (
     statuses,
     wait_hook,
 )
+from test_web import login
 
 from manager_app.deployers import DeployError, DeployResult, DryRunDeployer
 from manager_app.micromanagers import MicromanagerHub
@@ -227,9 +228,7 @@ async def test_health_is_polled_for_running_services_and_shown(tmp_path: Path) -
         assert "cannot be reached" in found["message"]
         hub.health_interval = 3600
 
-        page = await client.get("/login")
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        await client.post("/login", data={"password": PASSWORD, "csrf_token": csrf, "next": "/"})
+        await login(client)
         service_page = await client.get("/services/dir")
         assert service_page.status_code == 200
         assert "Health:" in service_page.text and "unknown" in service_page.text

@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from manager_helpers import BEARER, PASSWORD, SPAN, build_manifest, inp, make_settings, running
+from manager_helpers import BEARER, SPAN, build_manifest, inp, make_settings, running
+from test_web import csrf_of, login
 
 from manager_app.micromanagers import MicromanagerHub
 from micromanager_kit import HookContext, HookError, Micromanager
@@ -390,9 +391,7 @@ async def test_the_wizard_page_shows_a_requested_input(tmp_path: Path) -> None:
                                                          help="Shown on the sign-in page.")])
         await client.post(c.PATH_INPUT_REQUESTS.format(service="dir"), headers=auth(token),
                           json=request.model_dump(mode="json"))
-        page = await client.get("/login")
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        await client.post("/login", data={"password": PASSWORD, "csrf_token": csrf, "next": "/"})
+        await login(client)
         wizard = await client.get("/wizard")
         assert wizard.status_code == 200
         assert "Organisation" in wizard.text and "Shown on the sign-in page." in wizard.text
@@ -485,9 +484,7 @@ async def test_a_failed_hook_is_recorded_with_its_hint_and_retried_on_request(
         assert failed["error"]["code"] == "hook_failed"
 
         # the services page shows it with a retry button
-        page = await client.get("/login")
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        await client.post("/login", data={"password": PASSWORD, "csrf_token": csrf, "next": "/"})
+        await login(client)
         service_page = await client.get("/services/dir")
         assert "the directory refused the administrator&#39;s password" in service_page.text
         assert 'action="/services/dir/micromanager/retry"' in service_page.text
@@ -572,13 +569,11 @@ async def test_actions_are_forwarded_and_answered_with_the_sidecars_result(tmp_p
         assert (await client.post(path, json={"values": {}})).status_code == 401
 
         # the same action from the service's page, with its CSRF token
-        page = await client.get("/login")
-        csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        await client.post("/login", data={"password": PASSWORD, "csrf_token": csrf, "next": "/"})
+        await login(client)
         service_page = await client.get("/services/dir")
         assert 'action="/services/dir/tools/add_person"' in service_page.text
         assert 'name="add_person.password" type="password"' in service_page.text
-        csrf = service_page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        csrf = csrf_of(service_page.text)
         form = {"csrf_token": csrf, "add_person.uid": "grace", "add_person.password": secret}
         done = await client.post("/services/dir/tools/add_person", data=form)
         assert done.status_code == 200 and "uid=grace,ou=people" in done.text
