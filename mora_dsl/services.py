@@ -22,6 +22,8 @@ from .signatures import GENERATORS, SIGNATURES, Parameter, Signature
 from .typed import TV, ServiceMarker, Sym, emit, error_tv, is_constant
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from .checker import SecretDecl
     from .syntax import Span, Statement
 
@@ -703,22 +705,35 @@ class ServiceMixin:
             out.append(emit(i) if not isinstance(i, dict) else i)
         return out
 
-    def _resources(self, tv: TV, st: Statement) -> dict[str, Any] | None:
+    def _known_keys(self, tv: TV, st: Statement, keys: Collection[str]) -> dict[str, Any] | None:
+        """The entries of a constant map attribute (``resources``, ``health``) with known keys.
+
+        E206 when the map is not a constant, E103 for each unknown key (left out).
+        """
         assert st.value is not None
         if not isinstance(tv.value, dict):
-            self.diags.error("E206", "`resources` must be known when compiling", st.value.span)
+            self.diags.error("E206", f"`{st.keyword}` must be known when compiling", st.value.span)
             return None
         out: dict[str, Any] = {}
         for k, v in tv.value.items():
-            if k not in RESOURCE_KEYS:
-                self.diags.error(
-                    "E103",
-                    f"`resources` has no key `{k}`",
-                    st.value.span,
-                    help=did_you_mean(k, RESOURCE_KEYS)
-                    or "keys: " + ", ".join(f"`{x}`" for x in RESOURCE_KEYS),
-                )
+            if k in keys:
+                out[k] = v
                 continue
+            self.diags.error(
+                "E103",
+                f"`{st.keyword}` has no key `{k}`",
+                st.value.span,
+                help=did_you_mean(k, keys) or "keys: " + ", ".join(f"`{x}`" for x in keys),
+            )
+        return out
+
+    def _resources(self, tv: TV, st: Statement) -> dict[str, Any] | None:
+        given = self._known_keys(tv, st, RESOURCE_KEYS)
+        if given is None:
+            return None
+        assert st.value is not None
+        out: dict[str, Any] = {}
+        for k, v in given.items():
             ok = t.is_cpu(v) if k.startswith("cpu") else t.is_size(v)
             if not isinstance(v, str) or not ok:
                 self.diags.error(
@@ -732,24 +747,14 @@ class ServiceMixin:
         return out
 
     def _health(self, tv: TV, st: Statement) -> dict[str, Any] | None:
-        assert st.value is not None
-        if not isinstance(tv.value, dict):
-            self.diags.error("E206", "`health` must be known when compiling", st.value.span)
+        given = self._known_keys(tv, st, HEALTH_KEYS)
+        if given is None:
             return None
+        assert st.value is not None
         out: dict[str, Any] = {}
-        for k, v in tv.value.items():
-            typ = HEALTH_KEYS.get(k)
-            if typ is None:
-                self.diags.error(
-                    "E103",
-                    f"`health` has no key `{k}`",
-                    st.value.span,
-                    help=did_you_mean(k, HEALTH_KEYS)
-                    or "keys: " + ", ".join(f"`{x}`" for x in HEALTH_KEYS),
-                )
-                continue
+        for k, v in given.items():
             sub = TV(v, _type_of_constant(v))
-            if not self.check_type(sub, typ, st.value.span, f"`health.{k}`"):
+            if not self.check_type(sub, HEALTH_KEYS[k], st.value.span, f"`health.{k}`"):
                 continue
             out[k] = v
         kinds = [k for k in ("http", "tcp", "command") if out.get(k)]

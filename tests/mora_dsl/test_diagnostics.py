@@ -85,6 +85,13 @@ CASES = [
          ["main.mora:3:3: E103: service `web` has no attribute `imgae`"]),
     Case("E103-volume", P + 'volume data {\n  size = "1Gi"\n  sise = "2Gi"\n}\n',
          ["main.mora:4:3: E103: volume `data` has no attribute `sise`"]),
+    Case("E103-resources-key", P + 'service web {\n  image = "x"\n'
+         '  resources = { memroy = "1Gi", cpu = "fast" }\n}\n',
+         ["main.mora:4:15: E103: `resources` has no key `memroy`",
+          'main.mora:4:15: E304: "fast" is not a valid cpu']),
+    Case("E103-health-key", P + 'service web {\n  image = "x"\n  port http = 80\n'
+         '  health = { htp = "/", tcp = true }\n}\n',
+         ["main.mora:5:12: E103: `health` has no key `htp`"]),
     Case("E104", P + 'service db {\n  image = "pg"\n  port pg = 5432\n}\n'
          'service web {\n  image = "x"\n  environment = { URL = db.adress }\n}\n',
          ["main.mora:8:28: E104: the service `db` has no member `adress`"]),
@@ -455,3 +462,14 @@ def test_single_file_project(compile_src: Compile) -> None:
 def test_byte_order_mark_and_crlf_are_accepted(compile_src: Compile) -> None:
     result = compile_src(b'\xef\xbb\xbfproject "t" {}\r\nservice web {\r\n  image = "x"\r\n}\r\n')
     assert result.ok, result.render_diagnostics()
+
+
+def test_unknown_key_of_resources_and_health_suggests_or_lists_the_keys(
+    compile_src: Compile,
+) -> None:
+    result = compile_src(P + 'service web {\n  image = "x"\n  port http = 80\n'
+                         '  resources = { memroy = "1Gi" }\n  health = { zzz = 1, tcp = true }\n}\n')
+    assert [(d.code, d.help) for d in result.diagnostics] == [
+        ("E103", "did you mean `memory`?"),
+        ("E103", "keys: `http`, `tcp`, `command`, `port`, `initial_delay`, `period`"),
+    ]
