@@ -129,17 +129,15 @@ class HookContext:
         A name is looked up among the service's own secrets first, then the
         project-wide ones (``ldap_admin_password``).
         """
-        for key in self._candidates("secret", name):
+        candidates = self._candidates("secret", name)
+        for key in candidates:
             if key in self.config:
                 return str(self.config[key])
-        return self.value(self._candidates("secret", name)[-1], default)  # type: ignore[no-any-return]
+        return self.value(candidates[-1], default)  # type: ignore[no-any-return]
 
     def input(self, name: str, default: Any = _MISSING) -> Any:
         """A wizard answer: the service's input name (``admin_email``) or an input id."""
-        key = f"input:{self.service}.{name}" if "." not in name else f"input:{name}"
-        if name.startswith("input:"):
-            key = name
-        return self.value(key, default)
+        return self.value(self._candidates("input", name)[0], default)
 
     def env(self, name: str, default: Any = _MISSING) -> str:
         """The service's environment variable, references resolved."""
@@ -171,6 +169,7 @@ class HookContext:
         raise NotReady(f"{self.service} has no port named {name!r}")
 
     def _candidates(self, kind: str, name: str) -> list[str]:
+        """Ref keys ``name`` may mean, the service's own first (a ref key, an id, a name)."""
         if ":" in name:
             return [name]
         if "." in name:

@@ -306,8 +306,9 @@ def build_app(
         hooks.add_api_route(c.HOOK_PATHS[hook], route, methods=["POST"], response_model=c.HookResult,
                             name=hook, summary=hook.replace("_", " "))
 
-    for hook in ("before_deploy", "after_start", "inputs_answered", "reconfigure"):
-        lifecycle_route(hook)  # type: ignore[arg-type]
+    for hook in c.LIFECYCLE_HOOKS:
+        if hook != "health":  # its own route below: it answers a HealthResult
+            lifecycle_route(hook)
 
     @hooks.post(c.PATH_HOOK_HEALTH, response_model=c.HealthResult,
                 responses={503: {"model": c.HealthResult, "description": "unhealthy"}})
