@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from mora_dsl.manifest import Input, Manifest, Secret
 from mora_dsl.validate import InvalidValue, parse_value
+from mora_dsl.values import to_text
 
 from . import planner
 from .cluster import (
@@ -291,20 +292,14 @@ def validate_answer(spec: Input, text: str) -> str:
     """The answer as it is stored (normalised text), or :class:`InvalidAnswer`.
 
     Uses :func:`mora_dsl.validate.parse_value`, so the wizard accepts exactly what
-    `mora init` accepts. Booleans are stored as ``true``/``false``, numbers as digits,
-    lists and maps as JSON.
+    `mora init` accepts, and stores the value as :func:`mora_dsl.values.to_text` writes
+    any value into a service's config (``true``/``false``, digits, compact JSON).
     """
-    import json
-
     try:
         value = parse_value(spec.type, text)
     except InvalidValue as err:
         raise InvalidAnswer(spec.id, f"{spec.title}: {err}") from None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
+    return to_text(value)
 
 
 class Manager:

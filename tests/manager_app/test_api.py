@@ -201,6 +201,22 @@ async def test_answers_are_validated_by_type_with_a_positioned_message(settings:
     }
 
 
+def test_answers_are_stored_as_the_stack_writes_a_value() -> None:
+    """A list answered ``a, b`` reaches the service as a list value does: compact JSON."""
+    from manager_app.core import validate_answer
+    from mora_dsl.manifest import TypeSpec
+    from mora_dsl.values import to_text
+
+    def typed(name: str, item: str | None = None) -> Any:
+        spec = TypeSpec(name=name, item=TypeSpec(name=item) if item else None)  # type: ignore[arg-type]
+        return inp("app.value").model_copy(update={"type": spec})
+
+    assert validate_answer(typed("list", "string"), "a, b") == to_text(["a", "b"]) == '["a","b"]'
+    assert validate_answer(typed("map", "int"), '{"k": 1}') == '{"k":1}'
+    assert validate_answer(typed("bool"), "yes") == "true"
+    assert validate_answer(typed("port"), " 8443 ") == "8443"
+
+
 async def test_a_secret_answer_is_never_echoed(settings: Settings) -> None:
     async with running(settings) as (app, client):
         await post_manifest(client, small_manifest())
