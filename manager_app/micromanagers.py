@@ -891,6 +891,25 @@ class MicromanagerHub(ManagerListener):
             return list(input_ids)
         return [i for i in input_ids if i not in original]
 
+    def _running_sidecars(self, skip: Iterable[str]) -> tuple[Manifest, list[str]] | None:
+        """The manifest and the running services with a registered sidecar, not in ``skip``.
+
+        ``None`` when there is nobody to call (or no loop to call from). Cheap checks
+        first: this runs on every answer and update, and most projects have few sidecars.
+        """
+        skipped = set(skip)
+        candidates = [s for s in self.db.registered_services() if s not in skipped]
+        if not candidates or self._loop is None:
+            return None
+        states = self.manager.store.states()
+        services = [s for s in candidates if states.get(s) == "running"]
+        if not services:
+            return None
+        try:
+            return self.manager.manifest(), services
+        except NoManifest:
+            return None
+
     def _notify_answered(self, input_ids: list[str], *, skip: Iterable[str] = (),
                          reported_by: Mapping[str, str] | None = None) -> None:
         """inputs-answered for the running services with a sidecar that use these inputs.
@@ -898,21 +917,9 @@ class MicromanagerHub(ManagerListener):
         ``skip``: services told otherwise (after-start); ``reported_by``: input →
         the service that reported it, which is not told about its own report.
         """
-        if not input_ids:
+        if not input_ids or (running := self._running_sidecars(skip)) is None:
             return
-        # Cheap checks first: this runs on every answer, and most projects have few sidecars.
-        skipped = set(skip)
-        candidates = [s for s in self.db.registered_services() if s not in skipped]
-        if not candidates or self._loop is None:
-            return
-        states = self.manager.store.states()
-        services = [s for s in candidates if states.get(s) == "running"]
-        if not services:
-            return
-        try:
-            manifest = self.manager.manifest()
-        except NoManifest:
-            return
+        manifest, services = running
         reporters = reported_by or {}
         for service in services:
             try:
@@ -929,18 +936,9 @@ class MicromanagerHub(ManagerListener):
         A service changed when its definition did, or a param or generated secret
         in its scope (``changed`` lists those ref keys; answers go to inputs-answered).
         """
-        if self._loop is None:
+        if (running := self._running_sidecars(skip)) is None:
             return
-        skipped = set(skip)
-        states = self.manager.store.states()
-        services = [s for s in self.db.registered_services()
-                    if s not in skipped and states.get(s) == "running"]
-        if not services:
-            return
-        try:
-            manifest = self.manager.manifest()
-        except NoManifest:
-            return
+        manifest, services = running
         for service in services:
             try:
                 scope = {k.partition("#")[0] for k in c.refs_of_service(manifest, service)}
