@@ -94,6 +94,7 @@ def directory(ctx: HookContext) -> Directory:
         or ctx.env("LDAP_ADMIN_PASSWORD", "")
         or ctx.secret("ldap_admin_password")
     )
+    ctx.add_secret(password)  # an environment value may be a literal, not a secret reference
     lldap_admin = ctx.env("LLDAP_LDAP_USER_DN", "") or ADMIN_UID
     candidates = [
         ctx.env("LDAP_BIND_DN", ""),
