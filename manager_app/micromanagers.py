@@ -747,35 +747,25 @@ class MicromanagerHub(ManagerListener):
         return known
 
     def _secrets(self, manifest: Manifest, wanted: set[str]) -> dict[str, JsonValue]:
-        """Generated secrets by ref key: the dry-run file, or the stack's outputs."""
+        """Generated secrets by ref key, as the manager reveals them (:attr:`Manager.secret_values`:
+        the dry-run file, or the stack's outputs)."""
         from .cluster import ClusterError, NotGenerated
 
         out: dict[str, JsonValue] = {}
-        if self.settings.dry_run:
-            from .deployers import DryRunDeployer
-
-            values = DryRunDeployer(self.settings.data_dir / "dry-run").secret_values()
-        else:
-            values = {}
-            for secret in manifest.secrets:
-                if secret.id not in wanted:
-                    continue
-                try:
-                    values[secret.id] = self.manager.secret_values.reveal(manifest, secret)
-                except NotGenerated:
-                    continue
-                except ClusterError as err:
-                    raise Refused(503, "unavailable",
-                                  f"the generated secrets cannot be read here: {err}",
-                                  retryable=True) from None
-        for secret_id, value in values.items():
-            if secret_id not in wanted:
+        for secret in manifest.secrets:
+            if secret.id not in wanted:
                 continue
+            try:
+                value = self.manager.secret_values.reveal(manifest, secret)
+            except NotGenerated:
+                continue
+            except ClusterError as err:
+                raise Refused(503, "unavailable", f"the generated secrets cannot be read here: {err}",
+                              retryable=True) from None
             if isinstance(value, dict):
-                for part, text in value.items():
-                    out[f"secret:{secret_id}#{part}"] = str(text)
+                out.update({f"secret:{secret.id}#{part}": text for part, text in value.items()})
             else:
-                out[f"secret:{secret_id}"] = value
+                out[f"secret:{secret.id}"] = value
         return out
 
     def config_for(self, service: str, keys: list[str] | None = None) -> c.ConfigResponse:
