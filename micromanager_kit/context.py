@@ -23,7 +23,7 @@ from pydantic import JsonValue
 from mora_dsl.manifest import TypeName, TypeSpec
 
 from .contract import MASK, ConfigResponse, HookCall, InputRequest, type_spec
-from .errors import NotReady
+from .errors import HookError, NotReady
 
 _MISSING: Any = object()
 
@@ -118,6 +118,29 @@ class HookContext:
             hint="answer the service's inputs in the wizard, or deploy it first"
             if key in self.config.missing
             else "reference it from the service in the .mora file so its micromanager may read it",
+        )
+
+    def referenced(self, *keys: str) -> bool:
+        """Whether the service references all of ``keys`` (a peer's address and its key).
+
+        ``True`` when all are known, ``False`` when none is referenced (the hook
+        may skip that peer); :class:`NotReady` while one is not known yet, and
+        :class:`HookError` when only some are referenced.
+        """
+        missing = [k for k in keys if k in self.config.missing]
+        if missing:
+            raise NotReady(f"{', '.join(missing)} not known yet",
+                           hint="answer the service's inputs in the wizard, or deploy it first")
+        known = [k in self.config for k in keys]
+        if all(known):
+            return True
+        if not any(known):
+            return False
+        names = [k.partition(":")[2] for k in keys]  # as the .mora file writes them
+        raise HookError(
+            f"{self.service} references only part of {', '.join(names)}",
+            hint=f"reference all of them from service {self.service} (environment entries will do)",
+            retryable=False,
         )
 
     def param(self, name: str, default: Any = _MISSING) -> Any:

@@ -36,7 +36,7 @@ import httpx
 from pydantic import SecretStr
 
 from micromanager_kit.context import HookContext
-from micromanager_kit.errors import HookError, NotReady
+from micromanager_kit.errors import HookError
 from micromanager_kit.micromanager import Micromanager
 
 from .arr_api import (
@@ -105,15 +105,6 @@ def app_kind(ctx: HookContext) -> ArrKind:
     )
 
 
-def _known(ctx: HookContext, key: str) -> bool:
-    """Whether ``key`` is referenced: known now, or known later (then :class:`NotReady`)."""
-    if key in ctx.config:
-        return True
-    if key in ctx.config.missing:
-        raise NotReady(f"{key} is not known yet")
-    return False
-
-
 def own_app(ctx: HookContext) -> App:
     """This service's app; reached via ``ctx.host``/``ctx.port`` (see :func:`.jellyfin.own_url`)."""
     kind = app_kind(ctx)
@@ -124,15 +115,8 @@ def own_app(ctx: HookContext) -> App:
 def prowlarr_app(ctx: HookContext) -> App | None:
     """Prowlarr as Sonarr's/Radarr's config references it; None when it does not."""
     url_key, key_key = f"service:{PROWLARR}.internal_url", f"secret:{PROWLARR}.api_key"
-    referenced = [_known(ctx, url_key), _known(ctx, key_key)]
-    if not any(referenced):
+    if not ctx.referenced(url_key, key_key):
         return None
-    if not all(referenced):
-        raise HookError(
-            f"{ctx.service} references only part of {PROWLARR}",
-            hint=f"reference both {PROWLARR}.internal_url and {PROWLARR}.api_key",
-            retryable=False,
-        )
     url = str(ctx.config[url_key])
     return App("prowlarr", url, url, SecretStr(str(ctx.config[key_key])))
 
@@ -143,9 +127,9 @@ def qbittorrent(ctx: HookContext) -> QBittorrent | None:
     ``webui_username`` input or ``admin``); None when it is not referenced."""
     url_key = f"service:{QBITTORRENT}.internal_url"
     password_key = f"secret:{QBITTORRENT}.{QBITTORRENT_PASSWORD}"
-    if not _known(ctx, url_key):
+    if not ctx.referenced(url_key):
         return None
-    if not _known(ctx, password_key):
+    if not ctx.referenced(password_key):
         raise HookError(
             f"{ctx.service} references {QBITTORRENT} but not its Web UI password",
             hint=f"reference {QBITTORRENT}.{QBITTORRENT_PASSWORD} from service {ctx.service} "

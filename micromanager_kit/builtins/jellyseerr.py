@@ -34,7 +34,7 @@ import httpx
 from pydantic import SecretStr
 
 from micromanager_kit.context import HookContext
-from micromanager_kit.errors import HookError, NotReady
+from micromanager_kit.errors import HookError
 from micromanager_kit.micromanager import Micromanager
 
 from .jellyfin import AdminCredentials, admin_credentials, own_url
@@ -80,25 +80,9 @@ class Address:
         )
 
 
-def _referenced(ctx: HookContext, *keys: str) -> bool:
-    """All of ``keys`` known (True), none referenced (False); NotReady / error otherwise."""
-    state = [k in ctx.config for k in keys]
-    if all(state):
-        return True
-    if any(k in ctx.config.missing for k in keys):
-        raise NotReady(", ".join(k for k in keys if k in ctx.config.missing) + " not known yet")
-    if any(state):
-        raise HookError(
-            f"{ctx.service} references only part of " + ", ".join(keys),
-            hint="reference all of them from the service",
-            retryable=False,
-        )
-    return False
-
-
 def jellyfin_address(ctx: HookContext) -> Address:
     key = f"service:{JELLYFIN}.internal_url"
-    if not _referenced(ctx, key):
+    if not ctx.referenced(key):
         raise HookError(
             f"{ctx.service} does not reference {JELLYFIN}.internal_url",
             hint=f"reference {JELLYFIN}.internal_url and {JELLYFIN}.admin_password from "
@@ -219,7 +203,7 @@ async def bootstrap(ctx: HookContext) -> str | None:
     apps: dict[Literal["sonarr", "radarr"], tuple[Address, SecretStr]] = {}
     for kind in ARR_APPS:
         url_key, key_key = f"service:{kind}.internal_url", f"secret:{kind}.api_key"
-        if _referenced(ctx, url_key, key_key):
+        if ctx.referenced(url_key, key_key):
             key = SecretStr(str(ctx.config[key_key]))
             ctx.add_secret(key.get_secret_value())
             apps[kind] = (Address.parse(str(ctx.config[url_key])), key)

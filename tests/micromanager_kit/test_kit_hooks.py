@@ -239,3 +239,20 @@ def test_context_lookups():
     with pytest.raises(NotReady, match="not known yet"):
         ctx.param("domain")
     assert "own-secret" not in repr(ctx.config) and "a@b.example" in repr(ctx.config)
+
+
+def test_referenced_peer_values_all_none_some_or_not_yet():
+    config = c.ConfigResponse(service="sonarr", values={
+        "service:prowlarr.internal_url": "http://prowlarr:9696", "secret:prowlarr.api_key": "k" * 32,
+        "service:qbittorrent.internal_url": "http://qbittorrent:8080",
+    }, secret_keys=["secret:prowlarr.api_key"], missing=["secret:radarr.api_key"])
+    ctx = hook_context("arr", config)
+    assert ctx.referenced("service:prowlarr.internal_url", "secret:prowlarr.api_key") is True
+    assert ctx.referenced("service:jellyfin.internal_url", "secret:jellyfin.api_key") is False
+    with pytest.raises(NotReady, match=r"secret:radarr\.api_key not known yet"):
+        ctx.referenced("service:radarr.internal_url", "secret:radarr.api_key")
+    with pytest.raises(HookError) as part:
+        ctx.referenced("service:qbittorrent.internal_url", "secret:qbittorrent.webui_password")
+    assert part.value.message == ("sonarr references only part of qbittorrent.internal_url, "
+                                  "qbittorrent.webui_password")
+    assert part.value.retryable is False
