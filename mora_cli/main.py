@@ -14,12 +14,20 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import lang_commands, manager_commands, micromanager_commands, output, stack_commands
+from . import (
+    deploy_commands,
+    lang_commands,
+    manager_commands,
+    micromanager_commands,
+    output,
+    stack_commands,
+)
 from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from .registry import CommandRegistry, add_global_options
 
 # Each module exposes ``register(registry)``; later issues append theirs here.
-COMMAND_MODULES = (lang_commands, manager_commands, stack_commands, micromanager_commands)
+COMMAND_MODULES = (lang_commands, manager_commands, stack_commands, deploy_commands,
+                   micromanager_commands)
 
 DESCRIPTION = """\
 mora turns a shareable homelab description (a folder of .mora files) into a

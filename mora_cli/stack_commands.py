@@ -1,15 +1,12 @@
-"""The orchestrator commands: init, stacks, render, preview, up, destroy, secrets show, ca.
+"""The stack commands: init, stacks, render, and the steps every stack command shares.
 
 Each handler compiles the project with the same code as ``mora check``, keeps
 its own record of the stack (:mod:`mora_cli.stack_store`) and calls
 :mod:`stacks` for the real work: :func:`stacks.render.render` offline,
 :class:`stacks.automation.Workspace` for anything that needs the Pulumi engine.
 Everything heavy (pydantic, pulumi, rich, stacks) is imported inside handlers.
-
-A stack that the last `mora up` deployed through the in-cluster manager (its
-record's ``mode``) is previewed, destroyed, and has its CA and secrets read
-through the manager's API (:mod:`.manager_mode`); ``--local`` reads this
-machine's Pulumi state instead.
+The commands that act on a deployed stack (preview, up, destroy, secrets show,
+ca) are in :mod:`.deploy_commands`, on top of the shared steps here.
 
 Exit codes, on top of ``main``'s: 1 the program has errors or the engine failed,
 2 misuse (unknown param, missing value, no such stack), 3 a tool mora needs (the
@@ -29,21 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 from . import output, stack_store
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_TOOL_MISSING, UsageError
-from .registry import CommandRegistry, add_global_options
+from .registry import CommandRegistry
 
 if TYPE_CHECKING:
     from mora_dsl.manifest import Manifest, Param
-    from stacks.automation import Result, Workspace
+    from stacks.automation import Workspace
     from stacks.config import StackConfig
 
-    from .progress import Display
-
-#: A tool mora needs (the pulumi CLI, a kubeconfig / cluster) is missing or unreachable.
 
 INSTALL_HINT = "https://www.pulumi.com/docs/install/"
 
 
-def _workspace_factory(
+def workspace_factory(
     manifest: Manifest, *, backend_url: str | None = None, kubeconfig: Path | None = None
 ) -> Workspace:
     """The :class:`~stacks.automation.Workspace` the engine commands use.
@@ -59,18 +53,18 @@ def _workspace_factory(
 
 
 def register(registry: CommandRegistry) -> None:
-    """Add the orchestrator commands to the ``mora`` parser."""
+    """Add init, stacks and render to the ``mora`` parser."""
     p = registry.add(
         "init",
-        _guard(run_init),
+        guard(run_init),
         help="create or update a stack: one deployment of a project, with its own params",
         description="Create or update a stack (one deployment of a project, e.g. one per "
         "domain). Asks each param not given with --set (on a terminal), validates it by "
         "type and keeps it in mora's stack record; when the Pulumi CLI is installed, also "
         "creates the Pulumi stack and writes its config.",
     )
-    _path_argument(p, required=True)
-    _stack_option(p, required=True)
+    path_argument(p, required=True)
+    stack_option(p, required=True)
     _set_option(p)
     p.add_argument("--backend", metavar="URL",
                    help="Pulumi state backend: `local` (default: a file backend under the "
@@ -99,7 +93,7 @@ def register(registry: CommandRegistry) -> None:
 
     p = registry.add(
         "stacks",
-        _guard(run_stacks),
+        guard(run_stacks),
         help="list the stacks mora knows (of one project, with PATH)",
     )
     p.add_argument("path", nargs="?", metavar="PATH",
@@ -107,147 +101,28 @@ def register(registry: CommandRegistry) -> None:
 
     p = registry.add(
         "render",
-        _guard(run_render),
+        guard(run_render),
         help="print the Kubernetes objects a stack would create (offline)",
         description="Print the Kubernetes objects a stack would create, as YAML: one "
         "multi-document stream on stdout, or one file per object with -o DIR. Offline: "
         "needs neither the Pulumi CLI nor a cluster. Generated secrets and wizard "
         "answers are shown as placeholders.",
     )
-    _path_argument(p, required=True)
-    _stack_option(p, required=False,
+    path_argument(p, required=True)
+    stack_option(p, required=False,
                   extra=" (its params and settings; without it, only --set and defaults)")
     _set_option(p)
     _namespace_option(p, "overrides the stack's")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="write one YAML file per object into DIR instead of stdout")
 
-    for name, blurb in (
-        ("preview", "show what `mora up` would change in the cluster"),
-        ("up", "deploy a stack to the cluster"),
-        ("destroy", "remove a stack's resources from the cluster (volumes are kept)"),
-    ):
-        p = registry.add(name, _guard(functools.partial(run_operation, name)), help=blurb)
-        _path_argument(p, required=True)
-        _stack_option(p, required=True)
-        if name == "up":
-            _up_options(p)
-        else:
-            _mode_options(p, name)
-        if name == "destroy":
-            p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-            p.add_argument("--delete-volumes", action="store_true",
-                           help="also delete the volumes (claims), their data and the namespace "
-                           "(with --manager: the manager's state volume too)")
-            p.add_argument("--manager", action="store_true",
-                           help="also remove the in-cluster manager itself (its stack "
-                           "STACK-manager, through the Pulumi CLI on this machine); without "
-                           "it, mora asks on a terminal")
 
-    p = registry.add("secrets", _secrets_without_action, help="work with a stack's generated secrets")
-    actions = p.add_subparsers(title="actions", metavar="ACTION", dest="secrets_action",
-                               parser_class=_IntermixedParser)
-    show = actions.add_parser(
-        "show",
-        help="print one generated secret in clear text (after confirmation)",
-        description="Print one generated secret (a password, a token…) of a deployed stack "
-        "in clear text, after confirmation.",
-    )
-    add_global_options(show, defaults=False)
-    show.set_defaults(handler=_guard(run_secrets_show))
-    show.add_argument("name", metavar="NAME", help="the secret's id, e.g. ldap_admin_password")
-    _stack_option(show, required=True)
-    show.add_argument("path", nargs="?", metavar="PATH",
-                      help="project folder (default: the folder `mora init` was given "
-                      "for this stack)")
-    show.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    _mode_options(show, "secrets show")
-
-    p = registry.add(
-        "ca",
-        _guard(run_ca),
-        help="print the certificate of a stack's internal CA, to trust it",
-        description="Print the certificate of the CA that signs a deployed stack's ingress "
-        "certificates (the public part only; the CA's key never leaves the Pulumi state), "
-        "so browsers and tools can trust it. Asks the manager for a stack it runs; with "
-        "--local, reads the stack's outputs on this machine (needs the Pulumi CLI).",
-    )
-    _stack_option(p, required=True)
-    p.add_argument("path", nargs="?", metavar="PATH",
-                   help="project folder (default: the folder `mora init` was given for "
-                   "this stack)")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the certificate (PEM) to FILE instead of stdout")
-    _mode_options(p, "ca")
-
-
-class _IntermixedParser(argparse.ArgumentParser):
-    """A parser that accepts positionals after options (``show NAME --stack S PATH``).
-
-    Plain argparse gives an optional positional its (empty) match at the first
-    positional and then rejects a PATH that follows an option.
-    """
-
-    _inner = False
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
-        if self._inner:  # parse_known_intermixed_args calls back in here
-            return super().parse_known_args(args, namespace)
-        self._inner = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inner = False
-
-
-def _up_options(parser: argparse.ArgumentParser) -> None:
-    """`mora up`'s two modes: through the in-cluster manager (default) or ``--local``."""
-    parser.description = (
-        "Deploy a stack. By default through the manager in the cluster: when it does not "
-        "answer at https://mora.<domain> (or --manager-url), it is deployed first (a small "
-        "stack of its own; needs the Pulumi CLI and a kubeconfig), then it receives the "
-        "manifest and the stack's params, deploys the services in waves and asks the "
-        "wizard's questions; `mora up` follows its progress and prints the wizard's URL. "
-        "With --local this machine runs the services' stack itself."
-    )
-    parser.add_argument("--local", action="store_true",
-                        help="run the services' stack from this machine instead of through "
-                        "the in-cluster manager")
-    parser.add_argument("--manager-url", metavar="URL",
-                        help="the manager's address (default: https://mora.<domain>), e.g. "
-                        "http://127.0.0.1:8080 through `kubectl port-forward`; remembered "
-                        "for the stack, an empty value goes back to the default")
-    parser.add_argument("--manager-image", metavar="IMAGE",
-                        help="the manager's container image when it is deployed "
-                        "(default: mora-manager:<mora version>, built from the Dockerfile); "
-                        "remembered, an empty value goes back to the default")
-    parser.add_argument("--manager-namespace", metavar="NAME",
-                        help="the manager's namespace when it is deployed (default: "
-                        "mora-system); remembered, an empty value goes back to the default")
-    parser.add_argument("--manager-timeout", metavar="SECONDS", type=float, default=None,
-                        help="how long to wait for a newly deployed manager to answer "
-                        "(default: 300)")
-    parser.add_argument("--follow-timeout", metavar="SECONDS", type=float, default=None,
-                        help="stop following the manager's progress after this long "
-                        "(default: 1800); it goes on in the cluster")
-
-
-def _mode_options(parser: argparse.ArgumentParser, command: str) -> None:
-    """``--local`` and ``--manager-url`` for the commands that follow the stack's mode."""
-    parser.add_argument("--local", action="store_true",
-                        help=f"{command} the stack this machine runs (its local Pulumi state) "
-                        "even when the last `mora up` went through the in-cluster manager")
-    parser.add_argument("--manager-url", metavar="URL",
-                        help="the manager's address for this command (default: the one `mora "
-                        "up` remembered, else https://mora.<domain>)")
-
-
-def _path_argument(parser: argparse.ArgumentParser, *, required: bool) -> None:
+def path_argument(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("path", metavar="PATH", nargs=None if required else "?",
                         help="project folder or .mora file")
 
 
-def _stack_option(parser: argparse.ArgumentParser, *, required: bool, extra: str = "") -> None:
+def stack_option(parser: argparse.ArgumentParser, *, required: bool, extra: str = "") -> None:
     parser.add_argument("--stack", "-s", metavar="NAME", required=required,
                         help=f"the stack's name, e.g. home{extra}")
 
@@ -264,9 +139,6 @@ def _namespace_option(parser: argparse.ArgumentParser, extra: str) -> None:
                         f"different ones, e.g. PROJECT-STACK; {extra}")
 
 
-def _secrets_without_action(args: argparse.Namespace) -> int:
-    raise UsageError("which action? `mora secrets show NAME --stack STACK`")
-
 
 # --------------------------------------------------------------------------- error handling
 
@@ -279,7 +151,7 @@ class _Exit(Exception):
         self.code = code
 
 
-def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn the errors of :mod:`stacks` into one ``mora: error:`` line and an exit code."""
 
     @functools.wraps(handler)
@@ -301,9 +173,10 @@ def _guard(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
 
 
 # --------------------------------------------------------------------------- shared steps
+# (the commands of :mod:`.deploy_commands` use them too)
 
 
-def _manifest(path: str, color: str) -> Manifest:
+def compile_manifest(path: str, color: str) -> Manifest:
     """Compile ``path`` (diagnostics on stderr); errors in the program stop with exit 1."""
     from .lang_commands import _compile
 
@@ -319,13 +192,13 @@ def _project_key(manifest: Manifest) -> str:
     return k8s_name(manifest.project.name)
 
 
-def _home() -> Path:
+def home_dir() -> Path:
     from stacks.automation import mora_home
 
     return mora_home()
 
 
-def _check_stack_name(name: str) -> str:
+def check_stack_name(name: str) -> str:
     if not stack_store.valid_stack_name(name):
         raise UsageError(
             f"invalid stack name {name!r}: use letters, digits, `-`, `_` and `.`, "
@@ -334,10 +207,10 @@ def _check_stack_name(name: str) -> str:
     return name
 
 
-def _require_record(manifest: Manifest, stack: str) -> stack_store.StackRecord:
-    record = stack_store.load(_home(), _project_key(manifest), _check_stack_name(stack))
+def require_record(manifest: Manifest, stack: str) -> stack_store.StackRecord:
+    record = stack_store.load(home_dir(), _project_key(manifest), check_stack_name(stack))
     if record is None:
-        known = [r.stack for r, _ in stack_store.all_records(_home(), _project_key(manifest))]
+        known = [r.stack for r, _ in stack_store.all_records(home_dir(), _project_key(manifest))]
         hint = f" (its stacks: {', '.join(known)})" if known else ""
         raise UsageError(
             f"{manifest.project.name} has no stack {stack!r}{hint}; create it with "
@@ -404,7 +277,7 @@ def _stack_config(manifest: Manifest, params: dict[str, Any],
     )
 
 
-def _deployable_config(manifest: Manifest, record: stack_store.StackRecord,
+def deployable_config(manifest: Manifest, record: stack_store.StackRecord,
                        path: str) -> StackConfig:
     """The record's config; params the project gained since `mora init` are misuse (exit 2)."""
     from stacks.config import missing_params
@@ -426,7 +299,7 @@ def _domain_of(manifest: Manifest, params: dict[str, Any]) -> str | None:
     return None
 
 
-def _confirm(question: str, yes: bool) -> bool:
+def confirm(question: str, yes: bool) -> bool:
     if yes:
         return True
     try:
@@ -479,12 +352,12 @@ def _ask(param: Param) -> Any:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    stack = _check_stack_name(args.stack)
-    manifest = _manifest(args.path, args.color)
+    stack = check_stack_name(args.stack)
+    manifest = compile_manifest(args.path, args.color)
     sets = parse_sets(manifest, args.set)
     _check_namespace(args.namespace)
     _check_settings(args)
-    home = _home()
+    home = home_dir()
     project = _project_key(manifest)
     existing = stack_store.load(home, project, stack)
     record = existing or stack_store.StackRecord(project=project, stack=stack)
@@ -555,8 +428,8 @@ def run_init(args: argparse.Namespace) -> int:
                 f"and everything with --local need it ({INSTALL_HINT})."
             )
         return EXIT_OK
-    workspace = _workspace_factory(manifest, backend_url=record.backend)
-    _sync_pulumi(workspace, stack, _stack_config(manifest, record.params, record.settings))
+    workspace = workspace_factory(manifest, backend_url=record.backend)
+    sync_pulumi(workspace, stack, _stack_config(manifest, record.params, record.settings))
     output.info(f"Pulumi stack {stack} is ready (backend: {_backend_label(record.backend)})")
     return EXIT_OK
 
@@ -618,7 +491,7 @@ def _note_shared_namespace(manifest: Manifest, record: stack_store.StackRecord,
     clusters over time, the same namespace is fine.
     """
     namespace = project_namespace(manifest, record)
-    others = [r.stack for r, _ in stack_store.all_records(_home(), record.project)
+    others = [r.stack for r, _ in stack_store.all_records(home_dir(), record.project)
               if r.stack != record.stack and r.kubeconfig == record.kubeconfig
               and project_namespace(manifest, r) == namespace]
     if others:
@@ -648,7 +521,7 @@ def _apply_settings(record: stack_store.StackRecord, args: argparse.Namespace) -
             record.settings[name] = value
 
 
-def _sync_pulumi(workspace: Workspace, stack: str, config: StackConfig) -> None:
+def sync_pulumi(workspace: Workspace, stack: str, config: StackConfig) -> None:
     """Create/select the Pulumi stack and write ``config``, keeping what mora's record lacks.
 
     The wizard's answers, the deploy set and rotation stamps live only in the Pulumi
@@ -663,8 +536,8 @@ def _sync_pulumi(workspace: Workspace, stack: str, config: StackConfig) -> None:
 def run_stacks(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    project = _project_key(_manifest(args.path, args.color)) if args.path else None
-    records = stack_store.all_records(_home(), project)
+    project = _project_key(compile_manifest(args.path, args.color)) if args.path else None
+    records = stack_store.all_records(home_dir(), project)
     if not records:
         where = " for this project" if project else ""
         output.info(f"no stacks{where} yet; create one with `mora init PATH --stack NAME`")
@@ -691,11 +564,11 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    manifest = _manifest(args.path, args.color)
+    manifest = compile_manifest(args.path, args.color)
     params: dict[str, Any] = {}
     settings: dict[str, Any] = {}
     if args.stack:
-        record = _require_record(manifest, args.stack)
+        record = require_record(manifest, args.stack)
         params, settings = dict(record.params), dict(record.settings)
     params.update(parse_sets(manifest, args.set))
     _check_namespace(args.namespace)
@@ -750,280 +623,6 @@ def _write_objects(folder: Path, objects: list[dict[str, Any]],
     if stale:
         output.info(f"note: {folder} also holds files this render did not write "
                     f"(left as they are): {', '.join(stale)}")
-
-
-# --------------------------------------------------------------------------- preview / up / destroy
-
-
-_TITLES = {"preview": "Previewing", "up": "Updating", "destroy": "Destroying"}
-
-
-def run_operation(operation: str, args: argparse.Namespace) -> int:
-    from stacks.automation import kubeconfig_path, require_pulumi
-    from stacks.errors import DeploymentFailed
-
-    from . import manager_mode  # httpx: only for the commands that may need it
-
-    if operation == "up" and not args.local:
-        return run_up_through_manager(args)
-    stack = _check_stack_name(args.stack)
-    manifest = _manifest(args.path, args.color)
-    record = _require_record(manifest, stack)
-    if operation != "up" and manager_mode.uses_manager(record, args, _home()):
-        if operation == "preview":
-            return manager_mode.preview(args, manifest, record, _home())
-        return manager_mode.destroy(args, manifest, record, _home(), confirm=_confirm,
-                                    kubeconfig=lambda: _kubeconfig(record, kubeconfig_path))
-    require_pulumi()
-    kubeconfig = _kubeconfig(record, kubeconfig_path)
-    config = _deployable_config(manifest, record, args.path)
-    if operation == "destroy":
-        volumes = ("volumes, their data and the namespace are deleted too"
-                   if args.delete_volumes else "volumes and the namespace are kept")
-        question = (f"This deletes the resources of stack {stack} ({manifest.project.name}) "
-                    f"from the cluster; {volumes}. Continue? [y/N] ")
-        if not _confirm(question, args.yes):
-            output.info("nothing destroyed")
-            return EXIT_FAILED
-
-    from stacks.config import micromanager_note
-
-    from .progress import Display
-
-    workspace = _workspace_factory(manifest, backend_url=record.backend, kubeconfig=kubeconfig)
-    note = None
-    if operation in ("preview", "up"):
-        _sync_pulumi(workspace, stack, config)
-        note = micromanager_note(manifest, config)
-        if note:
-            output.info(note)
-    display = Display(f"{_TITLES[operation]} {manifest.project.name} stack {stack}")
-    try:
-        with display:
-            if operation == "destroy":
-                result = workspace.destroy(stack, display, delete_volumes=args.delete_volumes)
-            else:
-                result = getattr(workspace, operation)(stack, display)
-    except DeploymentFailed as err:
-        where = f" at {', '.join(display.failed)}" if display.failed else ""
-        reason = "; ".join(part.strip().removeprefix("error:").strip()
-                           for part in str(err).split("; "))
-        output.error(f"{operation} of stack {stack} failed{where}: {reason}")
-        if display.link:
-            output.info(f"details in the Pulumi console: {display.link}")
-        return EXIT_FAILED
-    _report(operation, manifest, config, result, display, args, note)
-    if operation == "up":
-        record.mode = "local"
-        stack_store.save(_home(), record)
-    if operation == "destroy" and args.manager:
-        return manager_mode.destroy_manager(args, manifest, record, _home(),
-                                            kubeconfig=lambda: kubeconfig)
-    return EXIT_OK
-
-
-def _remembered_manager_options(args: argparse.Namespace,
-                                record: stack_store.StackRecord) -> dict[str, str]:
-    """Fill ``args``'s unset manager options from the record; the options to remember.
-
-    An option given on the command line wins (an empty one goes back to the
-    default); one not given takes the remembered value, and mora says so.
-    """
-    remembered: dict[str, str] = {}
-    reused = []
-    for key in stack_store.MANAGER_OPTIONS:
-        attr = f"manager_{key}"
-        given = getattr(args, attr, None)
-        if given is None and record.manager.get(key):
-            setattr(args, attr, record.manager[key])
-            reused.append(f"--{attr.replace('_', '-')} {record.manager[key]}")
-        elif given == "":
-            setattr(args, attr, None)
-        value = getattr(args, attr, None)
-        if value:
-            remembered[key] = value.rstrip("/") if key == "url" else value
-    if reused:
-        output.info(f"Using the remembered {', '.join(reused)} (give another value to change "
-                    "it, an empty one for the default).")
-    return remembered
-
-
-def run_up_through_manager(args: argparse.Namespace) -> int:
-    """`mora up` without ``--local``: the in-cluster manager deploys (see :mod:`.bootstrap`).
-
-    The Pulumi CLI is needed only when the manager has to be deployed first.
-    """
-    from stacks.automation import kubeconfig_path
-
-    from . import bootstrap
-
-    stack = _check_stack_name(args.stack)
-    manifest = _manifest(args.path, args.color)
-    record = _require_record(manifest, stack)
-    config = _deployable_config(manifest, record, args.path)
-    options = _remembered_manager_options(args, record)
-    if args.manager_namespace:
-        from stacks.naming import valid_namespace
-
-        if not valid_namespace(args.manager_namespace):
-            raise UsageError(f"--manager-namespace {args.manager_namespace}: not a valid "
-                             "namespace name (lower-case letters, digits and `-`)")
-
-    def accepted() -> None:  # the manager owns the stack from now on
-        record.mode = "manager"
-        record.manager = options
-        stack_store.save(_home(), record)
-
-    return bootstrap.run_up(
-        args, manifest, record, dict(config.params), home=_home(),
-        kubeconfig=lambda: _kubeconfig(record, kubeconfig_path), on_accepted=accepted,
-    )
-
-
-def _kubeconfig(record: stack_store.StackRecord, default: Callable[[], Path]) -> Path:
-    """The stack's own kubeconfig when ``mora init --kubeconfig`` gave one, else the default."""
-    from stacks.errors import KubeconfigMissing
-
-    if record.kubeconfig is None:
-        return default()
-    path = Path(record.kubeconfig)
-    if not path.is_file():
-        raise KubeconfigMissing(
-            f"the kubeconfig of stack {record.stack} ({path}) does not exist; point the stack "
-            f"at another with `mora init PATH --stack {record.stack} --kubeconfig FILE`"
-        )
-    return path
-
-
-def _report(operation: str, manifest: Manifest, config: StackConfig, result: Result,
-            display: Display, args: argparse.Namespace, note: str | None) -> None:
-    """The outcome of an engine operation; ``note`` is the micromanager note printed before it."""
-    from .progress import summary, url_table
-
-    word = {"preview": "Preview", "up": "Update", "destroy": "Destroy"}[operation]
-    output.info(f"{word} done: {summary(result.changes, preview=operation == 'preview')}")
-    link = result.console_url or display.link
-    if link:
-        output.info(f"Pulumi console: {link}")
-    if operation == "destroy":
-        if not args.delete_volumes:
-            output.info("Volumes and the namespace were kept; `mora destroy --delete-volumes` "
-                        "removes them with their data.")
-        return
-    urls = result.outputs.get("urls") or {}
-    for line in url_table({str(k): str(v) for k, v in urls.items()}):
-        output.out(line)
-    deployed = result.outputs.get("deployed")
-    if operation == "up" and isinstance(deployed, list):
-        waiting = sorted({s.name for s in manifest.services} - set(deployed))
-        if waiting:
-            # The micromanager note (printed before the update) already says it.
-            why = "" if note else (
-                "; services that wait for inputs are not deployed in --local mode; use the "
-                "manager (`mora up` without --local) for the wizard")
-            output.info(f"Not deployed yet (they wait for inputs): {', '.join(waiting)}{why}")
-    if operation == "up" and urls and not config.cert_manager_issuer:
-        output.info(f"TLS certificates come from mora's internal CA: trust it (`mora ca "
-                    f"--stack {args.stack} -o ca.crt`) in your browser, "
-                    "or use a cert-manager issuer (`mora init … --cert-manager-issuer NAME`).")
-
-
-# --------------------------------------------------------------------------- secrets show
-
-
-def run_secrets_show(args: argparse.Namespace) -> int:
-    from stacks.automation import require_pulumi
-
-    from . import manager_mode
-
-    stack = _check_stack_name(args.stack)
-    path = args.path or _path_for_stack(stack, "mora secrets show NAME --stack STACK PATH")
-    manifest = _manifest(path, args.color)
-    known = [s.id for s in manifest.secrets]
-    if args.name not in known:
-        import difflib
-
-        close = difflib.get_close_matches(args.name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean `{close[0]}`?" if close else ""
-        listing = f" (its secrets: {', '.join(known)})" if known else " (it has none)"
-        raise UsageError(f"{manifest.project.name} has no secret `{args.name}`{hint}{listing}")
-    record = _require_record(manifest, stack)
-    through_manager = manager_mode.uses_manager(record, args, _home())
-    if not through_manager:
-        require_pulumi()
-    if not _confirm("This prints the secret in clear text. Continue? [y/N] ", args.yes):
-        output.info("not shown")
-        return EXIT_FAILED
-    if through_manager:
-        return manager_mode.show_secret(args, record, _home())
-    workspace = _workspace_factory(manifest, backend_url=record.backend)
-    value = workspace.reveal_secret(stack, args.name)
-    sys.stdout.write(value + "\n")
-    return EXIT_OK
-
-
-def _path_for_stack(stack: str, usage: str) -> str:
-    """The project folder of the only project that has ``stack``; else the current folder."""
-    records = [r for r in stack_store.find_by_stack(_home(), stack) if r.path]
-    if len(records) > 1:
-        projects = ", ".join(r.project for r in records)
-        raise UsageError(f"several projects have a stack {stack!r} ({projects}); give the "
-                         f"project folder: `{usage}`")
-    if records and Path(records[0].path or ".").exists():
-        return records[0].path or "."
-    return "."
-
-
-# --------------------------------------------------------------------------- ca
-
-
-def run_ca(args: argparse.Namespace) -> int:
-    """Print (or write) the internal CA's certificate from the stack output ``ingress_ca_cert``.
-
-    The certificate is public; the output is not a Pulumi secret, so reading it
-    reveals nothing and needs no confirmation.
-    """
-    from stacks.automation import require_pulumi
-
-    from . import manager_mode
-
-    stack = _check_stack_name(args.stack)
-    path = args.path or _path_for_stack(stack, "mora ca --stack STACK PATH")
-    manifest = _manifest(path, args.color)
-    record = _require_record(manifest, stack)
-    if manager_mode.uses_manager(record, args, _home()):
-        return manager_mode.ca(args, record, _home(), lambda pem: _write_ca(args, stack, pem))
-    require_pulumi()
-    workspace = _workspace_factory(manifest, backend_url=record.backend)
-    cert = workspace.outputs(stack).get("ingress_ca_cert")
-    if not isinstance(cert, str) or not cert.strip():
-        issuer = record.settings.get("cert_manager_issuer")
-        if issuer:
-            output.error(f"stack {stack} gets its certificates from cert-manager (issuer "
-                         f"{issuer}), not from mora's CA: trust that issuer's CA instead")
-        else:
-            output.error(f"stack {stack} has no internal CA yet; it is made by the first "
-                         f"`mora up {path} --stack {stack} --local` that deploys a service "
-                         "with a subdomain")
-        return EXIT_FAILED
-    return _write_ca(args, stack, cert)
-
-
-def _write_ca(args: argparse.Namespace, stack: str, cert: str) -> int:
-    """The certificate on stdout, or in ``--output`` with how to trust it."""
-    pem = cert if cert.endswith("\n") else cert + "\n"
-    if not args.output:
-        sys.stdout.write(pem)
-        return EXIT_OK
-    target = Path(args.output).expanduser()
-    try:
-        target.write_text(pem, encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot write {target}: {err.strerror or err}") from None
-    output.info(f"wrote the CA certificate of stack {stack} to {target}; trust it in your "
-                "browser's certificate settings, or system-wide (Debian: copy it to "
-                "/usr/local/share/ca-certificates/ and run `sudo update-ca-certificates`)")
-    return EXIT_OK
 
 
 __all__ = ["EXIT_TOOL_MISSING", "register"]

@@ -162,7 +162,7 @@ def test_up_local_records_local_mode(home, tmp_path, monkeypatch, capsys) -> Non
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setattr(shutil, "which", lambda name, *a, **kw: "/usr/local/bin/" + name)
     cli = RecordingPulumi(outputs={"urls": {}, "deployed": ["whoami", "web"]})
-    monkeypatch.setattr(stack_commands, "_workspace_factory",
+    monkeypatch.setattr(stack_commands, "workspace_factory",
                         lambda manifest, **kw: Workspace(manifest, pulumi_command=cli, **kw))
     _managed(home, capsys, namespace="mora-home")
     assert main(["up", MINIMAL, "--stack", "home", "--local"]) == 0

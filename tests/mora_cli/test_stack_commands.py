@@ -3,7 +3,7 @@
 They run in-process through ``main([...])`` with the real compiler on the
 examples, ``$MORA_HOME`` in a temporary folder, and — for the engine commands — a
 recording stand-in for the Pulumi CLI handed in through
-``stack_commands._workspace_factory``, so the tests check the Pulumi commands and
+``stack_commands.workspace_factory``, so the tests check the Pulumi commands and
 config mora issues without the CLI. A real preview runs at the end when the
 ``pulumi`` CLI and a kubeconfig are present, and is skipped with the reason
 otherwise.
@@ -451,7 +451,7 @@ def engine(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Engin
             return Workspace(manifest, backend_url=backend_url, kubeconfig=kubeconfig,
                              pulumi_command=cli)
 
-        monkeypatch.setattr(stack_commands, "_workspace_factory", factory)
+        monkeypatch.setattr(stack_commands, "workspace_factory", factory)
         cli.workspaces = created  # type: ignore[attr-defined]
         return cli
 
