@@ -180,9 +180,24 @@ class Workspace:
         kubeconfig: Path | None = None,
     ) -> None:
         self.manifest = manifest
+        self._setup(k8s_name("mora", manifest.project.name), k8s_name(manifest.project.name),
+                    home=home, backend_url=backend_url, pulumi_command=pulumi_command,
+                    kubeconfig=kubeconfig)
+
+    def _setup(
+        self,
+        project_name: str,
+        folder: str,
+        *,
+        home: Path | None,
+        backend_url: str | None,
+        pulumi_command: auto.PulumiCommand | None,
+        kubeconfig: Path | None,
+    ) -> None:
+        """The Pulumi project ``project_name``, its work dir ``projects/<folder>`` in the home."""
         self.home = home or mora_home()
-        self.project_name = k8s_name("mora", manifest.project.name)
-        self.work_dir = self.home / "projects" / k8s_name(manifest.project.name)
+        self.project_name = project_name
+        self.work_dir = self.home / "projects" / folder
         self.backend_url = backend_url or f"file://{self.home / 'state'}"
         self.kubeconfig = kubeconfig
         self._command = pulumi_command

@@ -196,15 +196,9 @@ class ManagerWorkspace(Workspace):
         pulumi_command: auto.PulumiCommand | None = None,
         kubeconfig: Path | None = None,
     ) -> None:
-        from .automation import mora_home
-
         self.config = config
-        self.home = home or mora_home()
-        self.project_name = PROJECT
-        self.work_dir = self.home / "projects" / k8s_name(PROJECT)
-        self.backend_url = backend_url or f"file://{self.home / 'state'}"
-        self.kubeconfig = kubeconfig
-        self._command = pulumi_command
+        self._setup(PROJECT, k8s_name(PROJECT), home=home, backend_url=backend_url,
+                    pulumi_command=pulumi_command, kubeconfig=kubeconfig)
 
     def _program(self) -> Callable[[], None]:
         config = self.config
@@ -223,12 +217,7 @@ class ManagerWorkspace(Workspace):
         The returned outputs include the secret ones (the API token): the caller keeps
         them private and never prints them.
         """
-        from pulumi import automation as auto
-
-        s = self._stack(stack, create=True)
-        s.set_all_config(
-            {f"mora:{CONFIG_KEY}": auto.ConfigValue(value=self.config.to_text(), secret=False)}
-        )
+        self._write_manager_config(self._stack(stack, create=True))
         self._run(stack, "up", on_progress)
         return self.all_outputs(stack)
 
@@ -240,19 +229,23 @@ class ManagerWorkspace(Workspace):
         With it, the stack's own config (as the last ``deploy`` wrote it) is first
         updated with ``release_volumes`` so the volume's protection is lifted.
         """
-        from pulumi import automation as auto
-
         if not delete_volumes:
             return self._run(stack, "destroy", on_progress, exclude_protected=True)
         s = self._stack(stack, create=False)
         written = s.get_all_config().get(f"mora:{CONFIG_KEY}")
         current = ManagerConfig.from_text(written.value) if written is not None else self.config
         self.config = current.model_copy(update={"release_volumes": True})
+        self._write_manager_config(s)
+        self._run(stack, "up", on_progress)
+        return self._run(stack, "destroy", on_progress)
+
+    def _write_manager_config(self, s: auto.Stack) -> None:
+        """Write :attr:`config` as the stack's one ``mora:manager`` key (nothing in it is secret)."""
+        from pulumi import automation as auto
+
         s.set_all_config(
             {f"mora:{CONFIG_KEY}": auto.ConfigValue(value=self.config.to_text(), secret=False)}
         )
-        self._run(stack, "up", on_progress)
-        return self._run(stack, "destroy", on_progress)
 
     def all_outputs(self, stack: str) -> dict[str, Any]:
         """Every output of the manager stack, secret ones in clear (keep them private)."""
