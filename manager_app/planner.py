@@ -148,7 +148,10 @@ def required_inputs(manifest: Manifest, service: Service) -> list[str]:
     """
     from stacks.config import required_inputs as stack_required
 
-    needed = stack_required(manifest, service)
+    try:
+        needed = stack_required(manifest, service)
+    except KeyError:  # it names an input the manifest lacks (stored before manifests were
+        return []  # checked on arrival): the plan still shows, the runner refuses to deploy
     return [i.id for i in manifest.inputs if i.id in needed]
 
 
