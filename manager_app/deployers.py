@@ -33,6 +33,8 @@ import string
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -417,32 +419,25 @@ class AutomationDeployer:
 
         return Workspace(manifest, home=self.home)
 
-    def up(self, manifest: Manifest, config: StackConfig) -> DeployResult:
-        from stacks.errors import StackError
+    def _configured(self, manifest: Manifest, config: StackConfig) -> Any:
+        """The workspace with ``config`` (and the manager's settings and sidecars) written."""
+        ws = self._workspace(manifest)
+        ws.write_config(self.stack, self.config(config, manifest), create=True)
+        return ws
 
-        try:
-            ws = self._workspace(manifest)
-            ws.write_config(self.stack, self.config(config, manifest), create=True)
-            result = ws.up(self.stack)
-        except StackError as err:
-            raise _classify(err) from None
+    def up(self, manifest: Manifest, config: StackConfig) -> DeployResult:
+        with _engine_errors():
+            result = self._configured(manifest, config).up(self.stack)
         deployed = result.outputs.get("deployed", sorted(config.deploy or []))
         return DeployResult(deployed=list(deployed), changes=result.changes, outputs=result.outputs)
 
     def refresh(self, manifest: Manifest, config: StackConfig) -> None:
-        from stacks.errors import StackError
-
-        try:
-            ws = self._workspace(manifest)
-            ws.write_config(self.stack, self.config(config, manifest), create=True)
-            ws.refresh(self.stack)
-        except StackError as err:
-            raise _classify(err) from None
+        with _engine_errors():
+            self._configured(manifest, config).refresh(self.stack)
 
     def preview(self, manifest: Manifest, config: StackConfig) -> PreviewOutcome:
         """:meth:`Workspace.preview` of the next update's config: counts and resource steps."""
         from stacks.automation import ProgressEvent
-        from stacks.errors import StackError
 
         steps: list[PreviewStep] = []
 
@@ -450,32 +445,31 @@ class AutomationDeployer:
             if event.kind == "start" and event.operation not in ("same", "read"):
                 steps.append(PreviewStep(event.operation, event.resource_type, event.name))
 
-        try:
-            ws = self._workspace(manifest)
-            ws.write_config(self.stack, self.config(config, manifest), create=True)
-            result = ws.preview(self.stack, on_progress)
-        except StackError as err:
-            raise _classify(err) from None
+        with _engine_errors():
+            result = self._configured(manifest, config).preview(self.stack, on_progress)
         return PreviewOutcome(dict(result.changes), steps)
 
     def destroy(self, manifest: Manifest, *, delete_volumes: bool = False) -> dict[str, int]:
         """:meth:`Workspace.destroy`: claims and the namespace stay unless ``delete_volumes``."""
-        from stacks.errors import StackError
-
-        try:
+        with _engine_errors():
             result = self._workspace(manifest).destroy(self.stack, delete_volumes=delete_volumes)
-        except StackError as err:
-            raise _classify(err) from None
         return dict(result.changes)
 
     def outputs(self, manifest: Manifest) -> dict[str, Any]:
         """The stack's non-secret outputs (``{}`` before the first update)."""
-        from stacks.errors import StackError
-
-        try:
+        with _engine_errors():
             return self._workspace(manifest).outputs(self.stack)
-        except StackError as err:
-            raise _classify(err) from None
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """The engine's :class:`~stacks.errors.StackError` as a :class:`DeployError` (see :func:`_classify`)."""
+    from stacks.errors import StackError
+
+    try:
+        yield
+    except StackError as err:
+        raise _classify(err) from None
 
 
 def _classify(err: Exception) -> DeployError:
