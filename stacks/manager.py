@@ -42,6 +42,7 @@ import pulumi_tls as tls
 from .components import ingress_spec
 from .manager_program import ManagerConfig
 from .naming import MANAGED_BY, MANAGER_PORT, MANAGER_SERVICE, manager_url
+from .pod import secret_env
 from .secrets import GeneratedSecret, issue_certificate
 
 NAME = MANAGER_SERVICE
@@ -243,17 +244,9 @@ class ManagerComponent(pulumi.ComponentResource):
     def _deployment(self, opts: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
         config = self._config
 
-        def secret_env(name: str, key: str) -> k8s.core.v1.EnvVarArgs:
-            return k8s.core.v1.EnvVarArgs(
-                name=name,
-                value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=CREDENTIALS, key=key)
-                ),
-            )
-
         env = [
-            secret_env("MORA_ADMIN_PASSWORD", "admin-password"),
-            secret_env("MORA_API_TOKEN", "api-token"),
+            secret_env("MORA_ADMIN_PASSWORD", CREDENTIALS, "admin-password"),
+            secret_env("MORA_API_TOKEN", CREDENTIALS, "api-token"),
             # Served behind the Ingress's TLS: the session cookie is Secure.
             k8s.core.v1.EnvVarArgs(name="MORA_SECURE_COOKIES", value="true"),
             # Where micromanager sidecars reach it (their stack's `manager_url`).

@@ -69,21 +69,22 @@ def secret_files_name(service: Service) -> str:
     return k8s_name(service.name, "secret-files")
 
 
+def secret_env(name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
+    """The env var ``name`` read from key ``key`` of the Secret ``secret`` (never the value)."""
+    return k8s.core.v1.EnvVarArgs(
+        name=name,
+        value_from=k8s.core.v1.EnvVarSourceArgs(
+            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
+        ),
+    )
+
+
 def _env(ctx: Context, service: Service, parts: PodParts) -> list[k8s.core.v1.EnvVarArgs]:
     env = []
     for name, value in service.environment.items():
         if is_secret(value):
             parts.env_secret[name] = ctx.resolver.text(value)
-            env.append(
-                k8s.core.v1.EnvVarArgs(
-                    name=name,
-                    value_from=k8s.core.v1.EnvVarSourceArgs(
-                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                            name=env_secret_name(service), key=name
-                        )
-                    ),
-                )
-            )
+            env.append(secret_env(name, env_secret_name(service), name))
         else:
             env.append(k8s.core.v1.EnvVarArgs(name=name, value=_literal(ctx.resolver.text(value))))
     return env
@@ -100,16 +101,7 @@ def _command_line(
         if is_secret(value):
             var = f"MORA_{what}_{i}"
             parts.env_secret[var] = ctx.resolver.text(value)
-            env.append(
-                k8s.core.v1.EnvVarArgs(
-                    name=var,
-                    value_from=k8s.core.v1.EnvVarSourceArgs(
-                        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(
-                            name=env_secret_name(service), key=var
-                        )
-                    ),
-                )
-            )
+            env.append(secret_env(var, env_secret_name(service), var))
             out.append(f"$({var})")
         else:
             out.append(_literal(ctx.resolver.text(value)))
@@ -208,26 +200,22 @@ def _mounts(
             k8s.core.v1.VolumeMountArgs(name=vname, mount_path=file.path, sub_path=key, read_only=True)
         )
     modes = {key_name(f.path): f.mode for f in service.files}
+
+    def items(files: dict[str, Any]) -> list[k8s.core.v1.KeyToPathArgs]:
+        return [k8s.core.v1.KeyToPathArgs(key=k, path=k, mode=modes[k]) for k in files]
+
     if parts.config_files:
         volumes[CONFIG_FILES_VOLUME] = k8s.core.v1.VolumeArgs(
             name=CONFIG_FILES_VOLUME,
             config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
-                name=files_name(service),
-                items=[
-                    k8s.core.v1.KeyToPathArgs(key=k, path=k, mode=modes[k])
-                    for k in parts.config_files
-                ],
+                name=files_name(service), items=items(parts.config_files)
             ),
         )
     if parts.secret_files:
         volumes[SECRET_FILES_VOLUME] = k8s.core.v1.VolumeArgs(
             name=SECRET_FILES_VOLUME,
             secret=k8s.core.v1.SecretVolumeSourceArgs(
-                secret_name=secret_files_name(service),
-                items=[
-                    k8s.core.v1.KeyToPathArgs(key=k, path=k, mode=modes[k])
-                    for k in parts.secret_files
-                ],
+                secret_name=secret_files_name(service), items=items(parts.secret_files)
             ),
         )
     return mounts, list(volumes.values())
