@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
@@ -27,8 +26,6 @@ from micromanager_kit import contract as c
 from .auth import require_auth, verify_csrf_unsafe
 from .micromanagers import ActionRequest, MicromanagerHub, MicromanagerStatus, Refused, RetryQueued
 from .models import ErrorResponse
-
-log = logging.getLogger("mora.manager.micromanagers")
 
 _CONTRACT_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": c.ErrorBody, "description": "no token, or not a micromanager token"},

@@ -113,17 +113,16 @@ async def run_action(request: Request, name: str, action: str) -> Response:
         code, result = await hub.action(name, action, values)
     except Refused as err:
         code, result = err.status, err.body
-    kept = {k: v for k, v in values.items()
-            if not next(f for f in spec.fields if f.name == k).secret}
-    errors = dict(result.fields) if isinstance(result, c.ErrorBody) else {}
+    error = result if isinstance(result, c.ErrorBody) else None
+    secret = {f.name for f in spec.fields if f.secret}
+    kept = {k: v for k, v in values.items() if k not in secret}
     fields = action_fields(name, spec, manifest, hub.manager.params(),
-                           values=kept if errors or isinstance(result, c.ErrorBody) else None,
-                           errors=errors)
+                           values=kept if error else None,
+                           errors=dict(error.fields) if error else {})
     return web.render(
         request, "micromanager_action.html",
         {"title": f"{spec.title} · {name}", "service": name, "spec": spec, "fields": fields,
-         "result": result if isinstance(result, c.HookResult) else None,
-         "error": result if isinstance(result, c.ErrorBody) else None},
+         "result": None if error else result, "error": error},
         nav="services", status_code=200 if code < 400 else code, no_store=True,
     )
 

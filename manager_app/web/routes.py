@@ -36,7 +36,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ..api import reveal_checked
-from ..auth import Auth, csrf_token, get_auth, verify_csrf
+from ..auth import csrf_token, get_auth, verify_csrf
 from ..cluster import (
     DEFAULT_TAIL,
     MAX_TAIL,
@@ -92,12 +92,8 @@ def _manager(request: Request) -> Manager:
     return manager
 
 
-def _auth(request: Request) -> Auth:
-    return get_auth(request)
-
-
 def _logged_in(request: Request) -> bool:
-    return _auth(request).session_csrf(request) is not None
+    return get_auth(request).session_csrf(request) is not None
 
 
 def _require_page(request: Request) -> None:
@@ -281,7 +277,7 @@ async def login_submit(request: Request) -> Response:
     password = form.get("password")
     requested = form.get("next")
     target = _safe_next(requested if isinstance(requested, str) else None)
-    auth = _auth(request)
+    auth = get_auth(request)
     try:
         await run_in_threadpool(
             auth.check_password, request, password if isinstance(password, str) else ""
@@ -304,12 +300,12 @@ async def login_submit(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    if _auth(request).principal(request) is None:
+    if get_auth(request).principal(request) is None:
         return _redirect("/login")  # no session to end
     if (denied := await _csrf_failure(request)) is not None:
         return denied
     response = _redirect("/login")
-    _auth(request).end_session(request, response)
+    get_auth(request).end_session(request, response)
     return response
 
 
