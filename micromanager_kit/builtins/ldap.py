@@ -34,7 +34,7 @@ import re
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 with warnings.catch_warnings():
     # ldap3 2.9 imports names pyasn1 deprecated; nothing for mora users to act on
@@ -67,7 +67,7 @@ class Directory:
     port: int
     base: str
     bind_candidates: tuple[str, ...]
-    password: str
+    password: str = field(repr=False)  # never in a log line or a failed assert
 
     @property
     def people(self) -> str:

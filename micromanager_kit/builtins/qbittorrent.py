@@ -29,7 +29,7 @@ failed logins (for an hour, by default).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -52,7 +52,7 @@ _default_refused: set[str] = set()
 class WebUI:
     url: str
     username: str
-    password: str
+    password: str = field(repr=False)  # never in a log line or a failed assert
 
 
 def web_ui(ctx: HookContext) -> WebUI:

@@ -216,3 +216,9 @@ def test_an_unreachable_directory_is_a_retryable_error(media_manifest, slapd):
     assert failed.body.retryable
     assert "cannot reach the directory" in failed.body.detail
     assert "Traceback" not in failed.body.detail
+
+
+def test_the_admin_password_stays_out_of_the_directorys_repr():
+    d = ldap_mm.Directory(host="lldap", port=3890, base=BASE_DN, bind_candidates=(ADMIN_DN,),
+                          password="ldap-admin-pw-0123456789")
+    assert "ldap-admin-pw-0123456789" not in repr(d) and ADMIN_DN in repr(d)

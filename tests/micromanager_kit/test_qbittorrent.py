@@ -146,3 +146,8 @@ def test_missing_secret_says_what_to_declare(media_manifest, tmp_path: Path):
     with pytest.raises(qbt_mm.NotReady) as missing:
         qbt_mm.bootstrap(ctx)
     assert "webui_password" in (missing.value.hint or "")
+
+
+def test_the_web_ui_password_stays_out_of_reprs():
+    ui = qbt_mm.WebUI(url="http://qbittorrent:8080", username="admin", password="webui-pw-0123456789")
+    assert "webui-pw-0123456789" not in repr(ui) and "admin" in repr(ui)
