@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from . import output, stack_commands, stack_store
 from .errors import EXIT_FAILED, EXIT_OK, UsageError
 from .registry import CommandRegistry, add_global_options
 from .stack_commands import (
+    check_namespace,
     check_stack_name,
     compile_manifest,
     confirm,
@@ -180,7 +180,7 @@ _TITLES = {"preview": "Previewing", "up": "Updating", "destroy": "Destroying"}
 
 
 def run_operation(operation: str, args: argparse.Namespace) -> int:
-    from stacks.automation import kubeconfig_path, require_pulumi
+    from stacks.automation import require_pulumi
     from stacks.errors import DeploymentFailed
 
     from . import manager_mode  # httpx: only for the commands that may need it
@@ -194,9 +194,9 @@ def run_operation(operation: str, args: argparse.Namespace) -> int:
         if operation == "preview":
             return manager_mode.preview(args, manifest, record, home_dir())
         return manager_mode.destroy(args, manifest, record, home_dir(), confirm=confirm,
-                                    kubeconfig=lambda: _kubeconfig(record, kubeconfig_path))
+                                    kubeconfig=lambda: _kubeconfig(record))
     require_pulumi()
-    kubeconfig = _kubeconfig(record, kubeconfig_path)
+    kubeconfig = _kubeconfig(record)
     config = deployable_config(manifest, record, args.path)
     if operation == "destroy":
         volumes = ("volumes, their data and the namespace are deleted too"
@@ -275,8 +275,6 @@ def run_up_through_manager(args: argparse.Namespace) -> int:
 
     The Pulumi CLI is needed only when the manager has to be deployed first.
     """
-    from stacks.automation import kubeconfig_path
-
     from . import bootstrap
 
     stack = check_stack_name(args.stack)
@@ -284,12 +282,7 @@ def run_up_through_manager(args: argparse.Namespace) -> int:
     record = require_record(manifest, stack)
     config = deployable_config(manifest, record, args.path)
     options = _remembered_manager_options(args, record)
-    if args.manager_namespace:
-        from stacks.naming import valid_namespace
-
-        if not valid_namespace(args.manager_namespace):
-            raise UsageError(f"--manager-namespace {args.manager_namespace}: not a valid "
-                             "namespace name (lower-case letters, digits and `-`)")
+    check_namespace(args.manager_namespace, "--manager-namespace", example="mora-system")
 
     def accepted() -> None:  # the manager owns the stack from now on
         record.mode = "manager"
@@ -298,16 +291,17 @@ def run_up_through_manager(args: argparse.Namespace) -> int:
 
     return bootstrap.run_up(
         args, manifest, record, dict(config.params), home=home_dir(),
-        kubeconfig=lambda: _kubeconfig(record, kubeconfig_path), on_accepted=accepted,
+        kubeconfig=lambda: _kubeconfig(record), on_accepted=accepted,
     )
 
 
-def _kubeconfig(record: stack_store.StackRecord, default: Callable[[], Path]) -> Path:
+def _kubeconfig(record: stack_store.StackRecord) -> Path:
     """The stack's own kubeconfig when ``mora init --kubeconfig`` gave one, else the default."""
+    from stacks.automation import kubeconfig_path
     from stacks.errors import KubeconfigMissing
 
     if record.kubeconfig is None:
-        return default()
+        return kubeconfig_path()
     path = Path(record.kubeconfig)
     if not path.is_file():
         raise KubeconfigMissing(

@@ -355,7 +355,7 @@ def run_init(args: argparse.Namespace) -> int:
     stack = check_stack_name(args.stack)
     manifest = compile_manifest(args.path, args.color)
     sets = parse_sets(manifest, args.set)
-    _check_namespace(args.namespace)
+    check_namespace(args.namespace)
     _check_settings(args)
     home = home_dir()
     project = _project_key(manifest)
@@ -434,14 +434,15 @@ def run_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_namespace(value: str | None) -> None:
-    """A ``--namespace`` that Kubernetes would refuse is misuse, before anything is saved."""
+def check_namespace(value: str | None, option: str = "--namespace",
+                    example: str = "media-server-friend") -> None:
+    """A namespace option that Kubernetes would refuse is misuse, before anything is saved."""
     from stacks.naming import valid_namespace
 
     if value and not valid_namespace(value):
-        raise UsageError(f"--namespace {value}: not a valid namespace name (lower-case "
+        raise UsageError(f"{option} {value}: not a valid namespace name (lower-case "
                          "letters, digits and `-`, starting with a letter, at most 63 "
-                         "characters), e.g. media-server-friend")
+                         f"characters), e.g. {example}")
 
 
 #: A DNS subdomain (RFC 1123): what Kubernetes accepts as an object's name and a domain.
@@ -571,7 +572,7 @@ def run_render(args: argparse.Namespace) -> int:
         record = require_record(manifest, args.stack)
         params, settings = dict(record.params), dict(record.settings)
     params.update(parse_sets(manifest, args.set))
-    _check_namespace(args.namespace)
+    check_namespace(args.namespace)
     if args.namespace:
         settings["namespace"] = args.namespace
     config = _stack_config(manifest, params, settings)

@@ -79,3 +79,13 @@ def test_the_namespace_reaches_the_pulumi_stack(engine, capsys) -> None:  # noqa
                  "--namespace", "media-server-friend"]) == 0
     (set_all,) = cli.named("config", "set-all")
     assert "mora:stack.namespace=media-server-friend" in set_all
+
+
+def test_invalid_manager_namespace_is_misuse_before_the_manager_is_asked(home, capsys) -> None:  # noqa: F811
+    assert main(["init", MEDIA, "--stack", "home", *MEDIA_SETS]) == 0
+    capsys.readouterr()
+    assert main(["up", MEDIA, "--stack", "home", "--manager-namespace", "Mora_System"]) == 2
+    err = capsys.readouterr().err
+    assert "--manager-namespace Mora_System: not a valid namespace name" in err
+    assert "e.g. mora-system" in err
+    assert _record(home, "media-server", "home").get("mode") is None
