@@ -196,9 +196,10 @@ def deploy_set(manifest: Manifest, config: StackConfig) -> frozenset[str]:
     unknown = sorted(config.deploy - known)
     if unknown:
         raise ConfigError(f"deploy names unknown services: {', '.join(unknown)}")
+    answered = set(config.answers)
     problems = []
     for name in sorted(config.deploy):
-        missing = sorted(required_inputs(manifest, manifest.service(name)) - set(config.answers))
+        missing = sorted(required_inputs(manifest, manifest.service(name)) - answered)
         if missing:
             problems.append(f"{name} needs the answer to {', '.join(missing)}")
     if problems:
