@@ -32,7 +32,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from doc_section import load_average, os_name, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 MEDIA_SERVER = REPO / "examples" / "media-server"
@@ -357,23 +358,6 @@ def _tool_version(cmd: list[str]) -> str:
     return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "unknown"
 
 
-def load_average() -> str:
-    try:
-        one, five, fifteen = os.getloadavg()
-    except OSError:
-        return "unknown"
-    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
-
-
-def os_name() -> str:
-    try:
-        text = Path("/etc/os-release").read_text(encoding="utf-8")
-    except OSError:
-        return platform.platform(terse=True)
-    match = re.search(r'^PRETTY_NAME="?([^"\n]*)"?$', text, re.M)
-    return match.group(1) if match else platform.platform(terse=True)
-
-
 def context_lines(compose: list[str] | None, rounds: int, load_before: str, load_after: str) -> str:
     compose_v = _tool_version([*compose, "version", "--short"]) if compose else "not installed"
     return "\n".join(
@@ -408,18 +392,6 @@ def markdown_section(rows: list[Row], context: str) -> str:
             END,
         ]
     )
-
-
-def update_markdown(path: Path, section: str) -> None:
-    """Replace the compile section between its markers, or append it; keep everything else."""
-    text = path.read_text(encoding="utf-8") if path.exists() else DOC_INTRO
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- main
@@ -472,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(context)
     if args.markdown:
-        update_markdown(Path(args.markdown), markdown_section(rows, context))
+        write_section(Path(args.markdown), markdown_section(rows, context), BEGIN, END, DOC_INTRO)
         print(f"\nwrote the compile section of {args.markdown}", file=sys.stderr)
     missed = [row.label for row in rows if not row.passed]
     if missed:

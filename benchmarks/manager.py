@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from doc_section import load_average, os_name, write_section
 
 if importlib.util.find_spec("sniffio") is None:
     # httpx and httpcore try `import sniffio` several times per request; with sniffio not
@@ -471,13 +472,6 @@ def median_round(rounds: list[Stats]) -> Stats:
     return ordered[len(ordered) // 2]
 
 
-def loadavg() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 @dataclass
 class Options:
     client: str  # "wrk" or "httpx"
@@ -511,7 +505,7 @@ def run(opts: Options) -> dict[str, Any]:
     bearer = {"Authorization": f"Bearer {token}"}
     env = server_env(password, token)
     server_cpus, client_cpus = cpu_split(opts.pin)
-    load_before = loadavg()
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="mora-bench-manager-") as tmp:
         tmp_path = Path(tmp)
         script = tmp_path / "mora.lua"
@@ -560,7 +554,7 @@ def run(opts: Options) -> dict[str, Any]:
             finally:
                 if own_cpus:
                     os.sched_setaffinity(0, own_cpus)
-        load_after = loadavg()
+        load_after = load_average()
         costs = cache_costs(tmp_path / "media", password, token, cookies, wizard_path)
         with server(manager_args(tmp_path / "burst", None), env) as burst_url:
             burst_result = asyncio.run(burst(burst_url, bearer))
@@ -596,7 +590,7 @@ def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return f"load average: {loadavg()}"
+        return f"load average: {load_average()}"
 
 
 def verdicts(result: dict[str, Any]) -> tuple[list[list[str]], list[bool]]:
@@ -691,7 +685,7 @@ def markdown(result: dict[str, Any]) -> str:
                for name, (warm, cold) in result["cache_costs"].items()]),
         "",
         f"- measured {now} with `{opts.command()}`; load generator: {opts.client}; "
-        f"{os.cpu_count()} cores ({cpu_model()}), {platform_name()}, "
+        f"{os.cpu_count()} cores ({cpu_model()}), {os_name()}, "
         f"Python {platform.python_version()}",
         f"- load average (1, 5, 15 min): {result['load_before']} before, "
         f"{result['load_after']} after the load rounds; other work on the machine shares "
@@ -717,25 +711,6 @@ def baseline_note(result: dict[str, Any]) -> str:
         "sharing the cores with the client and other work; the throughput ratio is the "
         "comparable number"
     )
-
-
-def platform_name() -> str:
-    try:
-        info = platform.freedesktop_os_release()
-        return info.get("PRETTY_NAME", platform.platform())
-    except OSError:
-        return platform.platform()
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Performance\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -773,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(result)
     print(section)
     if args.markdown is not None:
-        write_section(args.markdown, section)
+        write_section(args.markdown, section, BEGIN, END, "# Performance\n")
     _, passed = verdicts(result)
     b: BurstResult = result["burst"]
     passed.append(b.seconds < 1.0 and b.accepted == BURST and 1 <= b.updates <= 2 and b.applied)

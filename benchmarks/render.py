@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from doc_section import load_average, write_section
+
 from mora_dsl.manifest import (
     File,
     Graph,
@@ -143,7 +145,7 @@ def verdicts(rows: list[Row]) -> list[str]:
 
 
 def markdown_section(rows: list[Row], cold: tuple[float, float]) -> str:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    load = load_average()
     return "\n".join([
         BEGIN,
         "## Rendering: `mora render` (the Pulumi program under mocks)",
@@ -177,18 +179,6 @@ def markdown_section(rows: list[Row], cold: tuple[float, float]) -> str:
     ])
 
 
-def update_markdown(path: Path, section: str) -> None:
-    """Replace the render section between its markers, or append it; keep everything else."""
-    text = path.read_text(encoding="utf-8") if path.exists() else DOC_INTRO
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("sizes", nargs="*", type=int, default=[10, 100, 500], metavar="N",
@@ -214,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold `mora render examples/media-server`: {cold[0]:.2f} s median "
           f"({cold[1]:.2f} s min)")
     if args.markdown:
-        update_markdown(Path(args.markdown), markdown_section(rows, cold))
+        write_section(Path(args.markdown), markdown_section(rows, cold), BEGIN, END, DOC_INTRO)
         print(f"wrote the render section of {args.markdown}", file=sys.stderr)
     return 0
 
