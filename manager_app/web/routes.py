@@ -24,6 +24,7 @@ Security rules the routes keep:
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -244,16 +245,27 @@ def _overview_context(request: Request) -> dict[str, Any]:
 # --------------------------------------------------------------------------- static files
 
 
+@functools.cache
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """``static/``'s files (name → body, media type), read once: they ship with the package."""
+    return {
+        p.name: (p.read_bytes(), mimetypes.guess_type(p.name)[0] or "application/octet-stream")
+        for p in STATIC.iterdir() if p.is_file()
+    }
+
+
 @router.get("/static/{name}")
-def static_file(name: str) -> Response:
-    """The stylesheet and the script (no CDN): only files that exist in ``static/``."""
-    files = {p.name: p for p in STATIC.iterdir() if p.is_file()}
-    path = files.get(name)
-    if path is None:
+async def static_file(name: str) -> Response:
+    """The stylesheet and the script (no CDN): only files that exist in ``static/``.
+
+    Served from memory on the event loop (no directory listing, read or thread per request).
+    """
+    found = _static_files().get(name)
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
-    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    body, media = found
     return Response(
-        path.read_bytes(),
+        body,
         media_type=media,
         headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
     )
