@@ -160,16 +160,6 @@ def build_manager(config: ManagerConfig) -> dict[str, Any]:
     return outputs
 
 
-def run_manager() -> None:
-    """The program as the engine runs it: the config from ``mora:manager``."""
-    from pulumi.runtime.config import get_config
-
-    text = get_config(f"mora:{CONFIG_KEY}")
-    if text is None:
-        raise ConfigError("the manager stack has no `mora:manager` config; run `mora up`")
-    build_manager(ManagerConfig.from_text(str(text)))
-
-
 def render_manager(config: ManagerConfig) -> list[dict[str, Any]]:
     """The manager's Kubernetes objects, offline, generated values as placeholders."""
     from .render import kubernetes_objects, run_mocked
