@@ -264,11 +264,22 @@ def to_pulumi_config(config: StackConfig) -> dict[str, tuple[str, bool]]:
     return out
 
 
-SETTINGS = (
-    "deploy", "namespace", "cluster_domain", "cert_manager_issuer", "ingress_class",
-    "render_group", "storage_class", "rotate", "release_volumes", "released", "manager_url",
-    "micromanager_image",
-)
+#: How each stack setting reads back from its Pulumi config text (``mora:stack.<key>``).
+_SETTING_LOADERS: dict[str, Callable[[str], Any]] = {
+    "deploy": lambda t: frozenset(json.loads(t)),
+    "namespace": str,
+    "cluster_domain": str,
+    "cert_manager_issuer": str,
+    "ingress_class": str,
+    "render_group": int,
+    "storage_class": str,
+    "rotate": json.loads,
+    "release_volumes": lambda t: t.strip().lower() == "true",
+    "released": lambda t: frozenset(json.loads(t)),
+    "manager_url": str,
+    "micromanager_image": str,
+}
+SETTINGS = tuple(_SETTING_LOADERS)
 
 
 def config_keys(manifest: Manifest) -> list[str]:
@@ -302,24 +313,10 @@ def from_pulumi_config(manifest: Manifest, values: dict[str, str]) -> StackConfi
             params[key] = _param_value(manifest, key, text)
     fields: dict[str, Any] = {"params": params, "answers": answers,
                               "micromanager_tokens": tokens}
-    loaders: dict[str, Callable[[str], Any]] = {
-        "deploy": lambda t: frozenset(json.loads(t)),
-        "namespace": str,
-        "cluster_domain": str,
-        "cert_manager_issuer": str,
-        "ingress_class": str,
-        "render_group": int,
-        "storage_class": str,
-        "rotate": json.loads,
-        "release_volumes": lambda t: t.strip().lower() == "true",
-        "released": lambda t: frozenset(json.loads(t)),
-        "manager_url": str,
-        "micromanager_image": str,
-    }
     for key, text in settings.items():
-        if key in loaders:
+        if key in _SETTING_LOADERS:
             try:
-                fields[key] = loaders[key](text)
+                fields[key] = _SETTING_LOADERS[key](text)
             except ValueError:
                 raise ConfigError(f"stack setting {key!r} is not valid") from None
     try:
