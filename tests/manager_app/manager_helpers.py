@@ -139,6 +139,21 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+def body_of(manifest: Manifest, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of ``POST /api/v1/manifests``."""
+    return {"manifest": manifest.model_dump(mode="json"), "params": params or {}}
+
+
+async def post_manifest(
+    client: httpx.AsyncClient, manifest: Manifest, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Send ``manifest`` as `mora up` does; it must be accepted (201). Returns the answer."""
+    response = await client.post("/api/v1/manifests", json=body_of(manifest, params), headers=BEARER)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
 @asynccontextmanager
 async def running(
     settings: Settings, deployer: Deployer | None = None

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from manager_helpers import (
@@ -16,6 +15,7 @@ from manager_helpers import (
     inp,
     make_settings,
     media_server,
+    post_manifest,
     running,
 )
 
@@ -28,18 +28,6 @@ pytestmark = pytest.mark.anyio
 SECRET_ANSWER = "sup3r-s3cret-api-key-never-shown"
 #: Routes reachable without credentials, on purpose.
 PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/api/v1/login"}
-
-
-def body_of(manifest: Manifest, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"manifest": manifest.model_dump(mode="json"), "params": params or {}}
-
-
-async def post_manifest(
-    client: httpx.AsyncClient, manifest: Manifest, params: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    response = await client.post("/api/v1/manifests", json=body_of(manifest, params), headers=BEARER)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def is_public(path: str) -> bool:

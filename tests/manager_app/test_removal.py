@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from manager_helpers import BEARER, SPAN, build_manifest, make_settings, running
+from manager_helpers import BEARER, SPAN, build_manifest, make_settings, post_manifest, running
 
 from manager_app.deployers import DeployResult, DryRunDeployer
 from manager_app.store import Store
@@ -61,17 +61,11 @@ THREE = with_data(build_manifest({"db": [], "app": ["db"], "extra": []}))
 TWO = build_manifest({"db": [], "app": ["db"]})
 
 
-async def post(client: Any, manifest: Manifest) -> None:
-    response = await client.post("/api/v1/manifests", headers=BEARER,
-                                 json={"manifest": manifest.model_dump(mode="json")})
-    assert response.status_code == 201, response.text
-
-
 async def deployed_then_removed(app: Any, client: Any) -> None:
     """THREE deployed, then TWO received: ``extra`` awaits the admin's confirmation."""
-    await post(client, THREE)
+    await post_manifest(client, THREE)
     await app.state.runner.wait_idle(30)
-    await post(client, TWO)
+    await post_manifest(client, TWO)
     await app.state.runner.wait_idle(30)
     assert app.state.store.removals() == ["extra"]
 
@@ -119,10 +113,10 @@ async def test_the_dry_run_carries_out_the_same_two_steps(tmp_path: Path) -> Non
         return {(o["kind"], o["metadata"]["name"]) for o in deployer.objects()}
 
     async with running(settings, deployer) as (app, client):
-        await post(client, THREE)
+        await post_manifest(client, THREE)
         await app.state.runner.wait_idle(30)
         assert {("Deployment", "extra"), ("PersistentVolumeClaim", "extra-data")} <= objects()
-        await post(client, TWO)
+        await post_manifest(client, TWO)
         await app.state.runner.wait_idle(30)
         assert ("Deployment", "extra") in objects()  # kept until the admin confirms
 
@@ -197,7 +191,7 @@ async def test_a_service_back_after_its_release_is_deployed_anew(tmp_path: Path)
         app.state.manager.listener.started = lambda services, applied=None: started.append(
             services)
         # The manifest brings it back before the second step ran.
-        await post(client, THREE)
+        await post_manifest(client, THREE)
         assert store.removals(confirmed=True) == [] and "extra" not in store.states()
         await app.state.runner.start()
         await app.state.runner.wait_idle(30)

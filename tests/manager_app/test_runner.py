@@ -17,6 +17,7 @@ from manager_helpers import (
     inp,
     make_settings,
     media_server,
+    post_manifest,
     running,
 )
 
@@ -63,8 +64,7 @@ async def test_a_burst_of_answers_makes_at_most_two_updates_with_every_value(tmp
     deployer = Recording()
     settings = make_settings(tmp_path, debounce_seconds=0.3)
     async with running(settings, deployer) as (app, client):
-        await client.post("/api/v1/manifests", json={"manifest": many_inputs().model_dump(mode="json")},
-                          headers=BEARER)
+        await post_manifest(client, many_inputs())
         await app.state.runner.wait_idle(30)
         before = len(app.state.store.updates())
 
@@ -89,9 +89,7 @@ async def test_a_burst_of_answers_makes_at_most_two_updates_with_every_value(tmp
 async def test_a_failure_is_recorded_and_a_retry_succeeds(tmp_path: Path) -> None:
     deployer = Recording(fail=[DeployError("kubernetes:apps/v1:Deployment app: ImagePullBackOff")])
     async with running(make_settings(tmp_path), deployer) as (app, client):
-        manifest = build_manifest({"app": []})
-        await client.post("/api/v1/manifests", json={"manifest": manifest.model_dump(mode="json")},
-                          headers=BEARER)
+        await post_manifest(client, build_manifest({"app": []}))
         await app.state.runner.wait_idle(30)
         [failed] = app.state.store.updates()
         record = app.state.store.service_records()["app"]
@@ -112,9 +110,7 @@ async def test_transient_failures_are_retried_with_backoff(tmp_path: Path) -> No
     deployer = Recording(fail=[TransientDeployError("connection refused"),
                                TransientDeployError("i/o timeout")])
     async with running(make_settings(tmp_path, transient_attempts=3), deployer) as (app, client):
-        manifest = build_manifest({"app": []})
-        await client.post("/api/v1/manifests", json={"manifest": manifest.model_dump(mode="json")},
-                          headers=BEARER)
+        await post_manifest(client, build_manifest({"app": []}))
         await app.state.runner.wait_idle(30)
         [update] = app.state.store.updates()
     assert update.status == "succeeded" and update.attempts == 3
@@ -124,9 +120,7 @@ async def test_transient_failures_are_retried_with_backoff(tmp_path: Path) -> No
 async def test_transient_failures_give_up_after_the_last_attempt(tmp_path: Path) -> None:
     deployer = Recording(fail=[TransientDeployError("connection refused")] * 2)
     async with running(make_settings(tmp_path, transient_attempts=2), deployer) as (app, client):
-        manifest = build_manifest({"app": []})
-        await client.post("/api/v1/manifests", json={"manifest": manifest.model_dump(mode="json")},
-                          headers=BEARER)
+        await post_manifest(client, build_manifest({"app": []}))
         await app.state.runner.wait_idle(30)
         [update] = app.state.store.updates()
     assert update.status == "failed" and update.error == "connection refused"
@@ -135,9 +129,7 @@ async def test_transient_failures_give_up_after_the_last_attempt(tmp_path: Path)
 async def test_a_deployer_bug_fails_one_update_not_the_runner(tmp_path: Path) -> None:
     deployer = Recording(fail=[ZeroDivisionError("oops")])
     async with running(make_settings(tmp_path), deployer) as (app, client):
-        manifest = build_manifest({"app": []})
-        await client.post("/api/v1/manifests", json={"manifest": manifest.model_dump(mode="json")},
-                          headers=BEARER)
+        await post_manifest(client, build_manifest({"app": []}))
         await app.state.runner.wait_idle(30)
         await client.post("/api/v1/updates", headers=BEARER)
         await app.state.runner.wait_idle(30)
@@ -260,8 +252,7 @@ async def test_an_inconsistent_stored_manifest_is_refused_with_a_visible_failure
 async def test_a_deployer_bug_leaves_no_service_deploying(tmp_path: Path) -> None:
     deployer = Recording(fail=[KeyError("lldap.data")])
     async with running(make_settings(tmp_path), deployer) as (app, client):
-        await client.post("/api/v1/manifests", headers=BEARER,
-                          json={"manifest": build_manifest({"app": []}).model_dump(mode="json")})
+        await post_manifest(client, build_manifest({"app": []}))
         await app.state.runner.wait_idle(30)
         update = app.state.store.updates()[0]
         states = app.state.store.states()

@@ -17,7 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from manager_helpers import BEARER, build_manifest, make_settings, manifest_with_secret, running
+from manager_helpers import (
+    BEARER,
+    body_of,
+    build_manifest,
+    make_settings,
+    manifest_with_secret,
+    running,
+)
 
 from manager_app.app import create_app
 from manager_app.core import NoIngressCa, ingress_ca_certificate
@@ -30,10 +37,6 @@ pytestmark = pytest.mark.anyio
 
 ROUTES = [("POST", "/api/v1/preview"), ("POST", "/api/v1/destroy"), ("GET", "/api/v1/ca")]
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-
-
-def body_of(manifest: Manifest) -> dict[str, Any]:
-    return {"manifest": manifest.model_dump(mode="json"), "params": {}}
 
 
 async def deployed(app: FastAPI, client: httpx.AsyncClient, manifest: Manifest) -> None:
