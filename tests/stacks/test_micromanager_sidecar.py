@@ -10,7 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stacks_helpers import ANSWERS, NO_LEAK, PARAMS, by_kind, media_server, minimal, port, validate
+from stacks_helpers import (
+    ANSWERS,
+    NO_LEAK,
+    PARAMS,
+    by_kind,
+    ints_are_ints,
+    media_server,
+    minimal,
+    port,
+    validate,
+)
 
 from mora_dsl.manifest import Manifest
 from stacks.config import (
@@ -39,14 +49,6 @@ def _config(**changes: Any) -> StackConfig:
 def _containers(objects: list[dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
     deployment = by_kind(objects, "Deployment")[name]
     return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
-
-
-def _floats(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [f for v in value.values() for f in _floats(v)]
-    if isinstance(value, list):
-        return [f for v in value for f in _floats(v)]
-    return [value] if isinstance(value, float) else []
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,7 @@ def test_the_service_gets_the_micromanager_port(objects):
 def test_every_object_validates_strictly_and_ints_stay_ints(objects):
     for obj in objects:
         validate(obj)
-        assert not _floats(obj), obj["metadata"]["name"]
+        ints_are_ints(obj)
 
 
 def test_without_a_manager_url_there_is_no_sidecar():
