@@ -129,8 +129,12 @@ def test_optional_inputs_are_asked_but_never_block() -> None:
 def test_required_inputs_agree_with_the_stack_program() -> None:
     """The planner's deploy rule must match what stacks accepts, or updates would fail."""
     m = media_server()
+    order = [i.id for i in m.inputs]
     for service in m.services:
-        assert set(planner.required_inputs(m, service)) == stacks_required_inputs(m, service)
+        required = planner.required_inputs(m, service)
+        assert set(required) == stacks_required_inputs(m, service)
+        assert required == sorted(required, key=order.index)  # manifest order, for the wizard
+    assert any(planner.required_inputs(m, s) for s in m.services)  # not vacuous
 
 
 def test_complete_once_everything_runs_and_is_answered() -> None:
