@@ -8,6 +8,8 @@ so these tests pin the CLI's behaviour while the compiler evolves.
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,22 @@ HAS_CHECKER = importlib.util.find_spec("mora_dsl.checker") is not None
 needs_checker = pytest.mark.skipif(
     not HAS_CHECKER, reason="mora_dsl.checker (the compiler's semantic pass) is not there yet"
 )
+
+
+def why_no_real_cluster(*, manager_image: bool = False) -> str | None:
+    """Why a test against a real cluster cannot run here (``None``: it can).
+
+    It needs the ``pulumi`` CLI and a kubeconfig; with ``manager_image``, also
+    ``MORA_TEST_MANAGER_IMAGE``, a manager image the cluster can pull.
+    """
+    missing = []
+    if shutil.which("pulumi") is None:
+        missing.append("the pulumi CLI is not installed")
+    if not (os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").exists()):
+        missing.append("there is no kubeconfig (no cluster to deploy to)")
+    if manager_image and not os.environ.get("MORA_TEST_MANAGER_IMAGE"):
+        missing.append("MORA_TEST_MANAGER_IMAGE names no manager image the cluster can pull")
+    return " and ".join(missing) or None
 
 
 def _span(line: int = 1) -> m.Span:

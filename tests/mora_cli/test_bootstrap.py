@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from cli_helpers import REPO, needs_checker
+from cli_helpers import REPO, needs_checker, why_no_real_cluster
 from test_stack_commands import RecordingPulumi
 
 from mora_cli import bootstrap
@@ -449,18 +449,7 @@ def test_serve_without_path_refuses_set(capsys) -> None:
 # --------------------------------------------------------------------------- a real cluster
 
 
-def _why_no_real_cluster() -> str | None:
-    missing = []
-    if shutil.which("pulumi") is None:
-        missing.append("the pulumi CLI is not installed")
-    if not (os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").exists()):
-        missing.append("there is no kubeconfig (no cluster to deploy to)")
-    if not os.environ.get("MORA_TEST_MANAGER_IMAGE"):
-        missing.append("MORA_TEST_MANAGER_IMAGE names no manager image the cluster can pull")
-    return " and ".join(missing) or None
-
-
-_REAL_REASON = _why_no_real_cluster()
+_REAL_REASON = why_no_real_cluster(manager_image=True)
 
 
 @pytest.mark.needs_pulumi

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_helpers import REPO, needs_checker
+from cli_helpers import REPO, needs_checker, why_no_real_cluster
 from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
@@ -614,16 +614,7 @@ def test_secrets_without_action_is_misuse(capsys) -> None:
 # --------------------------------------------------------------------------- a real engine
 
 
-def _why_no_real_run() -> str | None:
-    missing = []
-    if shutil.which("pulumi") is None:
-        missing.append("the pulumi CLI is not installed")
-    if not (os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").exists()):
-        missing.append("there is no kubeconfig (no cluster to deploy to)")
-    return " and ".join(missing) or None
-
-
-_NO_REAL_RUN = _why_no_real_run()
+_NO_REAL_RUN = why_no_real_cluster()
 
 
 @pytest.mark.needs_pulumi
