@@ -318,10 +318,6 @@ class Store:
         )
         return Manifest.model_validate_json(rows[0]["effective"]) if rows else None
 
-    def manifest_history(self, limit: int = 50) -> list[ManifestRecord]:
-        rows = self._query("SELECT * FROM manifests ORDER BY id DESC LIMIT ?", (limit,))
-        return [self._manifest_record(r) for r in rows]
-
     @staticmethod
     def _manifest_record(row: sqlite3.Row) -> ManifestRecord:
         return ManifestRecord(
