@@ -341,10 +341,6 @@ class Store:
                 (input_id, token, now()),
             )
 
-    def delete_answer(self, input_id: str) -> None:
-        with self._tx() as conn:
-            conn.execute("DELETE FROM answers WHERE input_id = ?", (input_id,))
-
     def answer(self, input_id: str) -> str | None:
         rows = self._query("SELECT value FROM answers WHERE input_id = ?", (input_id,))
         return self._fernet.decrypt(rows[0]["value"]).decode() if rows else None
@@ -640,18 +636,3 @@ class Store:
         """Secret id → when it was last rotated."""
         rows = self._query("SELECT secret_id, rotated_at FROM secret_rotations")
         return {r["secret_id"]: r["rotated_at"] for r in rows}
-
-    # ------------------------------------------------------------------ micromanagers
-
-    def register_micromanager(self, service: str, url: str, token_hash: str) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO micromanagers (service, url, token_hash, registered_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (service) DO UPDATE SET url = excluded.url,"
-                " token_hash = excluded.token_hash, registered_at = excluded.registered_at",
-                (service, url, token_hash, now()),
-            )
-
-    def micromanagers(self) -> dict[str, str]:
-        rows = self._query("SELECT service, url FROM micromanagers ORDER BY service")
-        return {r["service"]: r["url"] for r in rows}
