@@ -15,7 +15,8 @@ manager uses them again.
 
 Files are written atomically with mode 0600 in folders with mode 0700: params
 are not secrets, but a homelab's domain and folders are nobody else's business.
-Only the standard library is imported here (``mora stacks`` stays light).
+Only the standard library is imported here (``mora stacks`` stays light), and
+``tempfile`` only when a file is written.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +160,8 @@ def now() -> str:
 
 def write_private(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically, mode 0600, its folder (and missing parents) 0700."""
+    import tempfile  # not at the top: `mora --help` and `mora check` load this module
+
     _private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp: 0600
     try:
