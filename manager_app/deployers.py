@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mora_dsl.manifest import Manifest, Secret
+from stacks.config import FORWARDED_SETTINGS
 
 from .crypto import write_private
 from .settings import Settings, applied_stack_settings
@@ -392,8 +393,7 @@ class AutomationDeployer:
     """
 
     #: The :class:`~stacks.config.StackConfig` fields a manager may be configured with.
-    SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
-                "render_group", "namespace", "micromanager_image")
+    SETTINGS = FORWARDED_SETTINGS
 
     def __init__(
         self, stack: str, *, home: Path | None = None, stack_settings: dict[str, Any] | None = None,

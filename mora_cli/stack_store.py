@@ -35,6 +35,8 @@ MODES = ("manager", "local")
 #: The remembered `mora up` options about the manager (``--manager-url`` → ``url``, …).
 MANAGER_OPTIONS = ("url", "namespace", "image")
 #: Settings a record may hold, as :class:`stacks.config.StackConfig` fields.
+# The same names as stacks.config.FORWARDED_SETTINGS, written out because importing
+# stacks would put pydantic on the start-up path of every command; a test keeps them equal.
 SETTINGS = ("cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class",
             "render_group", "namespace", "micromanager_image")
 #: Pulumi's rule for stack names, which also keeps them safe as file names.

@@ -280,6 +280,12 @@ _SETTING_LOADERS: dict[str, Callable[[str], Any]] = {
     "micromanager_image": str,
 }
 SETTINGS = tuple(_SETTING_LOADERS)
+#: The settings `mora up` hands to the in-cluster manager (MORA_STACK_SETTINGS), which
+#: applies them to every update of the services' stack.
+FORWARDED_SETTINGS = (
+    "cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class", "render_group",
+    "namespace", "micromanager_image",
+)
 
 
 def config_keys(manifest: Manifest) -> list[str]:

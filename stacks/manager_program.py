@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .automation import Workspace
-from .config import mora_image_tag
+from .config import FORWARDED_SETTINGS, mora_image_tag
 from .errors import ConfigError, DeploymentFailed, StackError
 from .naming import k8s_name
 
@@ -42,10 +42,6 @@ CONFIG_KEY = "manager"
 #: cluster (or pushed to a registry and named with ``mora up --manager-image``).
 DEFAULT_IMAGE_REPOSITORY = "mora-manager"
 #: Stack settings the manager applies to every update of the services' stack.
-FORWARDED_SETTINGS = (
-    "cert_manager_issuer", "storage_class", "cluster_domain", "ingress_class", "render_group",
-    "namespace", "micromanager_image",
-)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 

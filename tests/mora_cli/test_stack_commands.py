@@ -30,7 +30,7 @@ from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import create_command_error
 from semver import VersionInfo
 
-from mora_cli import stack_commands
+from mora_cli import stack_commands, stack_store
 from mora_cli.main import main
 from stacks.automation import Workspace
 
@@ -651,3 +651,10 @@ def test_init_micromanager_image_reaches_the_pulumi_config(home, engine, capsys)
     assert main(["init", MINIMAL, "--stack", "home", "--set", "domain=hello.example.org",
                  "--micromanager-image", "registry.lan/mm:1"]) == 0
     assert "mora:stack.micromanager_image=registry.lan/mm:1" in _set_all(cli)
+
+
+def test_record_settings_are_the_ones_the_manager_applies() -> None:
+    """stack_store keeps its own copy (no pydantic at start-up); it must not drift."""
+    from stacks.config import FORWARDED_SETTINGS
+
+    assert stack_store.SETTINGS == FORWARDED_SETTINGS
