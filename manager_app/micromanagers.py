@@ -69,7 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from micromanager_kit import contract as c
 from mora_dsl.manifest import Input, Manifest, Span
 from mora_dsl.validate import InvalidValue, parse_value
-from mora_dsl.values import EvaluationError, evaluate
+from mora_dsl.values import EvaluationError, evaluate, to_text
 
 from .core import (
     Applied,
@@ -444,15 +444,6 @@ def _typed(spec: Input | None, text: str) -> JsonValue:
     return value
 
 
-def _as_text(value: JsonValue) -> str:
-    """A reported value as the wizard would have typed it (then checked like an answer)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
-
-
 def service_addresses(
     manifest: Manifest,
     params: Mapping[str, Any],
@@ -803,7 +794,7 @@ class MicromanagerHub(ManagerListener):
                 raise Refused(422, "invalid",
                               f"{service} has no input {input_id.split('.', 1)[1]!r}") from None
             try:
-                texts[input_id] = validate_answer(spec, _as_text(value))
+                texts[input_id] = validate_answer(spec, to_text(value))
             except InvalidAnswer:  # not its message: that may quote the value (an API key…)
                 raise Refused(422, "invalid", f"the value reported for {input_id} is not "
                               f"a valid {spec.type}") from None
