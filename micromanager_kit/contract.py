@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue, field_validator
 
-from mora_dsl.manifest import Manifest, Ref, Service, TypeName, TypeSpec
+from mora_dsl.manifest import Manifest, Ref, TypeName, TypeSpec
 from mora_dsl.values import EvaluationError, evaluate, refs, to_text
 
 from .errors import MASK
@@ -361,15 +361,6 @@ def ref_key(ref: Ref) -> str:
 SERVICE_ATTRS = ("url", "internal_url", "host", "public_host")
 
 
-def _service_values(service: Service) -> list[Any]:
-    out: list[Any] = [service.image]
-    out += service.command or []
-    out += service.args or []
-    out += list(service.environment.values())
-    out += [f.content for f in service.files]
-    return out
-
-
 def refs_of_service(manifest: Manifest, service: str) -> set[str]:
     """Every ref key a service's micromanager may read.
 
@@ -380,7 +371,7 @@ def refs_of_service(manifest: Manifest, service: str) -> set[str]:
     time are owned too; see :func:`ref_in_scope`.
     """
     svc = manifest.service(service)  # KeyError for an unknown service
-    keys = {ref_key(r) for value in _service_values(svc) for r in refs(value)}
+    keys = {ref_key(r) for value in svc.config_values() for r in refs(value)}
     keys |= {f"input:{i}" for i in svc.inputs}
     keys |= {f"secret:{s}" for s in svc.secrets}
     keys |= {f"service:{service}.{attr}" for attr in SERVICE_ATTRS}

@@ -286,6 +286,20 @@ class Service(_Model):
     volumes: list[str] = Field(default_factory=list)  # Volume.id it owns
     span: Span
 
+    def config_values(self) -> list[Value]:
+        """The values its container is configured with: image, command, args, env, files.
+
+        What a service's configuration reads, for the stack (which adds its mounts'
+        host folders) and for scoping what its micromanager may read.
+        """
+        return [
+            self.image,
+            *(self.command or []),
+            *(self.args or []),
+            *self.environment.values(),
+            *(f.content for f in self.files),
+        ]
+
 
 class Edge(_Model):
     """``service`` depends on ``on``: it must run first. ``reason`` says why."""

@@ -156,12 +156,7 @@ def stack_namespace(manifest: Manifest, config: StackConfig) -> str:
 
 def service_values(manifest: Manifest, service: Service) -> Iterator[Any]:
     """Every value that ends up in ``service``'s Kubernetes objects."""
-    yield service.image
-    yield from service.command or []
-    yield from service.args or []
-    yield from service.environment.values()
-    for file in service.files:
-        yield file.content
+    yield from service.config_values()
     for mount in service.mounts:
         yield manifest.volume(mount.volume).host
 
